@@ -1,0 +1,164 @@
+//! `Chat`: rooms. Joining subscribes a member to the room's fan-out and tells
+//! the room; posting stamps a message and fans it out; leaving tells those who
+//! remain. Every event also goes to the chat log, off the hot path.
+//!
+//! Knows rooms and members; knows nothing of sockets, wire formats or which
+//! fan-out or log is wired in.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::chat_log::{ChatLog, ChatLogError, SearchQuery};
+use crate::chat_recorder::ChatRecorder;
+use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, MessageText, RoomName};
+use crate::fanout::{Fanout, FanoutError, Published, Subscription};
+use crate::{BoxError, Clock};
+
+/// The most events a history or search call returns, whatever the client asks for.
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The fan-out or the chat log cannot be reached; the client may retry.
+    #[error("chat unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    #[error("chat failed: {0}")]
+    Failed(#[source] BoxError),
+}
+
+impl From<FanoutError> for ChatError {
+    fn from(error: FanoutError) -> Self {
+        match error {
+            FanoutError::Unavailable(cause) => ChatError::Unavailable(cause),
+        }
+    }
+}
+
+impl From<ChatLogError> for ChatError {
+    fn from(error: ChatLogError) -> Self {
+        match error {
+            ChatLogError::Unavailable(cause) => ChatError::Unavailable(cause),
+            ChatLogError::Failed(cause) => ChatError::Failed(cause),
+        }
+    }
+}
+
+/// Someone in a room: what a connection holds between joining and leaving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    room: RoomName,
+    user: DisplayName,
+}
+
+impl Member {
+    pub fn room(&self) -> &RoomName {
+        &self.room
+    }
+    pub fn user(&self) -> &DisplayName {
+        &self.user
+    }
+}
+
+pub struct Chat {
+    fanout: Arc<dyn Fanout>,
+    log: Arc<dyn ChatLog>,
+    recorder: ChatRecorder,
+    clock: Arc<dyn Clock>,
+    ids: EventIds,
+}
+
+impl Chat {
+    pub fn new(
+        fanout: Arc<dyn Fanout>,
+        log: Arc<dyn ChatLog>,
+        recorder: ChatRecorder,
+        clock: Arc<dyn Clock>,
+        ids: EventIds,
+    ) -> Self {
+        Self { fanout, log, recorder, clock, ids }
+    }
+
+    /// Joins `user` to `room`: subscribes first, so the newcomer's own join
+    /// notice is the first event it receives, then tells the room.
+    pub async fn join(&self, room: RoomName, user: DisplayName) -> Result<(Member, Subscription), ChatError> {
+        let subscription = self.fanout.subscribe(&room, &user).await?;
+        let member = Member { room, user };
+        self.tell_room(&member, EventKind::Joined, MessageText::default()).await?;
+        Ok((member, subscription))
+    }
+
+    /// Says `text` in the member's room; everyone in it, the sender included,
+    /// receives the returned event.
+    pub async fn post(&self, member: &Member, text: MessageText) -> Result<Arc<Published>, ChatError> {
+        self.tell_room(member, EventKind::Message, text).await
+    }
+
+    /// Tells those who remain that the member left. Drop the member's
+    /// subscription first: the leaver is not sent its own notice.
+    pub async fn leave(&self, member: Member) -> Result<(), ChatError> {
+        self.tell_room(&member, EventKind::Left, MessageText::default()).await.map(drop)
+    }
+
+    /// Who is in the room now.
+    pub async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, ChatError> {
+        Ok(self.fanout.members(room).await?)
+    }
+
+    /// Messages in a room containing any of the query's words; at most [`MAX_PAGE`].
+    pub async fn search(&self, mut query: SearchQuery) -> Result<Vec<ChatEvent>, ChatError> {
+        query.limit = query.limit.min(MAX_PAGE);
+        Ok(self.log.search(&query).await?)
+    }
+
+    /// A room's events newest first, before the cursor if one is given.
+    pub async fn history(
+        &self,
+        room: &RoomName,
+        before: Option<EventId>,
+        limit: u32,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
+        Ok(self.log.history(room, before, limit.min(MAX_PAGE)).await?)
+    }
+
+    /// A room's events after `after`, oldest first: what a reconnecting client missed.
+    pub async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatError> {
+        Ok(self.log.since(room, after, limit.min(MAX_PAGE)).await?)
+    }
+
+    /// Events that could not be queued for the chat log since start.
+    pub fn unlogged(&self) -> u64 {
+        self.recorder.unlogged()
+    }
+
+    async fn tell_room(
+        &self,
+        member: &Member,
+        kind: EventKind,
+        text: MessageText,
+    ) -> Result<Arc<Published>, ChatError> {
+        let timestamp = self.now();
+        let event = ChatEvent {
+            id: self.ids.next(timestamp),
+            room: member.room.clone(),
+            user: member.user.clone(),
+            kind,
+            text,
+            timestamp,
+        };
+        let published = Published::new(event);
+        self.fanout.publish(Arc::clone(&published)).await?;
+        self.recorder.record(published.event().clone());
+        Ok(published)
+    }
+
+    /// Event times are kept to the millisecond: every chat log keeps them exactly so.
+    fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now)
+    }
+}
+
+#[cfg(test)]
+#[path = "chat_tests.rs"]
+mod tests;

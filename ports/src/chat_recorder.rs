@@ -1,0 +1,206 @@
+//! Keeps the chat log off the hot path: a bounded queue in front of a writer
+//! that appends in batches and retries, so a slow or absent log changes
+//! nothing for the people chatting — and loses nothing it was given.
+//!
+//! What it gives up, and says so: when the queue is full (the log has been
+//! down for a long time) new events are not logged; the room still gets them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::Clock;
+use crate::chat_log::{ChatLog, ChatLogError};
+use crate::domain::ChatEvent;
+
+/// The most events one `append` call carries.
+pub const MAX_BATCH: usize = 500;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts at a batch the log refuses outright (`Failed`), before it is given
+/// up with an error line naming its events. An unreachable log is retried forever.
+const ATTEMPTS_WHEN_REFUSED: u32 = 5;
+
+/// The hot path's handle: hands events to the writer without waiting.
+#[derive(Clone)]
+pub struct ChatRecorder {
+    sender: mpsc::Sender<ChatEvent>,
+    unlogged: Arc<AtomicU64>,
+}
+
+impl ChatRecorder {
+    /// A recorder and the writer that drains it; spawn `writer.run()`.
+    pub fn new(log: Arc<dyn ChatLog>, clock: Arc<dyn Clock>, capacity: usize) -> (ChatRecorder, ChatLogWriter) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let recorder = ChatRecorder { sender, unlogged: Arc::new(AtomicU64::new(0)) };
+        (recorder, ChatLogWriter { receiver, log, clock })
+    }
+
+    /// Queues the event for the log. Returns `false`, and counts it, when the
+    /// queue is full or the writer has stopped.
+    pub fn record(&self, event: ChatEvent) -> bool {
+        match self.sender.try_send(event) {
+            Ok(()) => true,
+            Err(error) => {
+                let total = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+                let event = match &error {
+                    mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event) => event,
+                };
+                // Once per power of two: an outage logs a few lines, not millions.
+                if total.is_power_of_two() {
+                    tracing::error!(event = %event.id, room = %event.room, unlogged = total, "chat log queue full; event not logged");
+                }
+                false
+            }
+        }
+    }
+
+    /// How many events could not be queued for the log since start.
+    pub fn unlogged(&self) -> u64 {
+        self.unlogged.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer's end: appends what was recorded, in batches, with retries.
+pub struct ChatLogWriter {
+    receiver: mpsc::Receiver<ChatEvent>,
+    log: Arc<dyn ChatLog>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ChatLogWriter {
+    /// Runs until every recorder is dropped and everything queued is written.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while self.receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.write(&batch).await;
+            batch.clear();
+        }
+    }
+
+    async fn write(&self, batch: &[ChatEvent]) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut refusals = 0;
+        loop {
+            let error = match self.log.append(batch).await {
+                Ok(()) => return,
+                Err(error) => error,
+            };
+            if let ChatLogError::Failed(_) = error {
+                refusals += 1;
+                if refusals >= ATTEMPTS_WHEN_REFUSED {
+                    let ids: Vec<String> = batch.iter().map(|e| e.id.to_string()).collect();
+                    tracing::error!(%error, events = ?ids, "chat log refused a batch; giving it up");
+                    return;
+                }
+            }
+            tracing::warn!(%error, events = batch.len(), retry_in = ?backoff, "chat log append failed; will retry");
+            self.clock.sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::chat_log::MockChatLog;
+    use crate::clock::MockClock;
+    use crate::domain::{DisplayName, EventId, EventKind, MessageText, RoomName};
+
+    fn event(n: u128) -> ChatEvent {
+        ChatEvent {
+            id: EventId::from_u128(n),
+            room: RoomName::parse("r").unwrap(),
+            user: DisplayName::parse("u").unwrap(),
+            kind: EventKind::Message,
+            text: MessageText::parse(format!("m{n}")).unwrap(),
+            timestamp: time::macros::datetime!(2026-11-26 12:00 UTC),
+        }
+    }
+
+    fn sleeps() -> (MockClock, Arc<Mutex<Vec<Duration>>>) {
+        let slept = Arc::new(Mutex::new(Vec::new()));
+        let mut clock = MockClock::new();
+        let record = Arc::clone(&slept);
+        clock.expect_sleep().returning(move |d| record.lock().unwrap().push(d));
+        (clock, slept)
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_appended_together_in_order() {
+        let mut log = MockChatLog::new();
+        log.expect_append()
+            .withf(|batch| batch.iter().map(|e| e.id.as_u128()).collect::<Vec<_>>() == vec![1, 2, 3])
+            .times(1)
+            .returning(|_| Ok(()));
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(MockClock::new()), 10);
+        assert!((1..=3).all(|n| recorder.record(event(n))));
+        drop(recorder);
+        writer.run().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_log_is_retried_with_growing_backoff_until_it_takes_the_batch() {
+        let mut log = MockChatLog::new();
+        let mut failures = 4;
+        log.expect_append().times(5).returning(move |_| {
+            if failures > 0 {
+                failures -= 1;
+                Err(ChatLogError::Unavailable("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        });
+        let (clock, slept) = sleeps();
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(clock), 10);
+        recorder.record(event(1));
+        drop(recorder);
+        writer.run().await;
+        let slept = slept.lock().unwrap().clone();
+        assert_eq!(
+            slept,
+            vec![
+                Duration::from_millis(100),
+                Duration::from_millis(200),
+                Duration::from_millis(400),
+                Duration::from_millis(800)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_log_keeps_refusing_is_given_up_and_later_batches_still_go() {
+        let mut log = MockChatLog::new();
+        log.expect_append()
+            .withf(|batch| batch[0].id.as_u128() == 1)
+            .times(ATTEMPTS_WHEN_REFUSED as usize)
+            .returning(|_| Err(ChatLogError::Failed("mapping conflict".into())));
+        log.expect_append().withf(|batch| batch[0].id.as_u128() == 2).times(1).returning(|_| Ok(()));
+        let (clock, _) = sleeps();
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(clock), 10);
+        let writing = tokio::spawn(writer.run());
+        recorder.record(event(1));
+        tokio::task::yield_now().await;
+        // Wait until the first batch has been taken, so the second is separate.
+        while recorder.sender.capacity() < 10 {
+            tokio::task::yield_now().await;
+        }
+        recorder.record(event(2));
+        drop(recorder);
+        writing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_counts_instead_of_waiting() {
+        let (recorder, _writer) = ChatRecorder::new(Arc::new(MockChatLog::new()), Arc::new(MockClock::new()), 2);
+        assert!(recorder.record(event(1)));
+        assert!(recorder.record(event(2)));
+        assert!(!recorder.record(event(3)));
+        assert_eq!(recorder.unlogged(), 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! `Chat` against mockall doubles of the fan-out, the log and the clock.
+
+use std::sync::{Arc, Mutex};
+
+use mockall::Sequence;
+use time::macros::datetime;
+
+use super::*;
+use crate::chat_log::{MockChatLog, SearchOrder};
+use crate::clock::MockClock;
+use crate::fanout::{MockFanout, queue};
+
+fn room() -> RoomName {
+    RoomName::parse("general").unwrap()
+}
+fn ann() -> DisplayName {
+    DisplayName::parse("ann").unwrap()
+}
+
+struct Doubles {
+    fanout: MockFanout,
+    log: MockChatLog,
+    /// What reached the chat log through the recorder, batch by batch.
+    appended: Arc<Mutex<Vec<ChatEvent>>>,
+}
+
+impl Doubles {
+    fn new() -> Self {
+        let appended = Arc::new(Mutex::new(Vec::new()));
+        let mut log = MockChatLog::new();
+        let sink = Arc::clone(&appended);
+        log.expect_append().returning(move |events| {
+            sink.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        });
+        Self { fanout: MockFanout::new(), log, appended }
+    }
+
+    /// Runs `scenario` on a `Chat`, then drains the chat-log writer so
+    /// `appended` holds everything that was recorded.
+    async fn run<F, Fut, T>(self, scenario: F) -> (T, Vec<ChatEvent>)
+    where
+        F: FnOnce(Chat) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(datetime!(2026-11-26 12:00:00.123456 UTC));
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let log: Arc<dyn ChatLog> = Arc::new(self.log);
+        let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), 64);
+        let chat = Chat::new(Arc::new(self.fanout), log, recorder, clock, EventIds::new(9));
+        let result = scenario(chat).await;
+        writer.run().await;
+        let appended = self.appended.lock().unwrap().clone();
+        (result, appended)
+    }
+}
+
+#[tokio::test]
+async fn joining_subscribes_before_telling_the_room_and_logs_the_join() {
+    let mut d = Doubles::new();
+    let mut order = Sequence::new();
+    d.fanout
+        .expect_subscribe()
+        .withf(|r, u| r.as_str() == "general" && u.as_str() == "ann")
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(queue(8).1));
+    d.fanout
+        .expect_publish()
+        .withf(|p| {
+            p.event().kind == EventKind::Joined
+                && p.event().user.as_str() == "ann"
+                && p.event().text.as_str().is_empty()
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(()));
+    let (joined, logged) = d.run(|chat| async move { chat.join(room(), ann()).await.map(|(m, _)| m) }).await;
+    let member = joined.unwrap();
+    assert_eq!((member.room(), member.user()), (&room(), &ann()));
+    assert_eq!(logged.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![EventKind::Joined]);
+}
+
+#[tokio::test]
+async fn joining_with_the_fanout_down_is_unavailable_and_tells_nobody() {
+    let mut d = Doubles::new();
+    d.fanout.expect_subscribe().returning(|_, _| Err(FanoutError::Unavailable("redis down".into())));
+    d.fanout.expect_publish().never();
+    let (joined, logged) = d.run(|chat| async move { chat.join(room(), ann()).await.map(drop) }).await;
+    assert!(matches!(joined, Err(ChatError::Unavailable(_))));
+    assert!(logged.is_empty());
+}
+
+#[tokio::test]
+async fn a_post_is_stamped_with_an_id_the_millisecond_and_its_author_then_fanned_out_and_logged() {
+    let mut d = Doubles::new();
+    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
+    d.fanout.expect_publish().times(3).returning(|_| Ok(()));
+    let (posted, logged) = d
+        .run(|chat| async move {
+            let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            let first = chat.post(&member, MessageText::parse("hello").unwrap()).await.unwrap();
+            let second = chat.post(&member, MessageText::parse("again").unwrap()).await.unwrap();
+            (first, second)
+        })
+        .await;
+    let (first, second) = posted;
+    let event = first.event();
+    assert_eq!(
+        (event.kind, event.text.as_str(), event.user.as_str(), event.room.as_str()),
+        (EventKind::Message, "hello", "ann", "general")
+    );
+    assert_eq!(event.timestamp, datetime!(2026-11-26 12:00:00.123 UTC));
+    assert!(second.event().id > event.id, "ids increase within a millisecond");
+    assert_eq!(logged.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), vec!["", "hello", "again"]);
+}
+
+#[tokio::test]
+async fn a_post_the_fanout_could_not_carry_is_unavailable_and_not_logged() {
+    let mut d = Doubles::new();
+    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
+    let mut publishes = 0;
+    d.fanout.expect_publish().returning(move |_| {
+        publishes += 1;
+        if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
+    });
+    let (posted, logged) = d
+        .run(|chat| async move {
+            let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            chat.post(&member, MessageText::parse("lost?").unwrap()).await.map(drop)
+        })
+        .await;
+    assert!(matches!(posted, Err(ChatError::Unavailable(_))));
+    assert_eq!(logged.len(), 1, "only the join was logged");
+}
+
+#[tokio::test]
+async fn leaving_tells_the_room_and_logs_the_leave() {
+    let mut d = Doubles::new();
+    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
+    d.fanout.expect_publish().returning(|_| Ok(()));
+    let (left, logged) = d
+        .run(|chat| async move {
+            let (member, subscription) = chat.join(room(), ann()).await.unwrap();
+            drop(subscription);
+            chat.leave(member).await
+        })
+        .await;
+    assert!(left.is_ok());
+    assert_eq!(logged.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![EventKind::Joined, EventKind::Left]);
+}
+
+#[tokio::test]
+async fn search_and_history_cap_the_page_and_pass_the_query_through() {
+    let mut d = Doubles::new();
+    d.log
+        .expect_search()
+        .withf(|q| q.limit == MAX_PAGE && q.offset == 20 && q.text == "hello" && q.order == SearchOrder::Newest)
+        .returning(|_| Ok(Vec::new()));
+    d.log
+        .expect_history()
+        .withf(|r, before, limit| r.as_str() == "general" && before.is_none() && *limit == MAX_PAGE)
+        .returning(|_, _, _| Ok(Vec::new()));
+    d.log
+        .expect_since()
+        .withf(|_, after, limit| after.as_u128() == 5 && *limit == 10)
+        .returning(|_, _, _| Ok(Vec::new()));
+    let (results, _) = d
+        .run(|chat| async move {
+            let query = SearchQuery {
+                room: room(),
+                text: "hello".into(),
+                order: SearchOrder::Newest,
+                offset: 20,
+                limit: 50_000,
+            };
+            (
+                chat.search(query).await.is_ok(),
+                chat.history(&room(), None, u32::MAX).await.is_ok(),
+                chat.since(&room(), EventId::from_u128(5), 10).await.is_ok(),
+            )
+        })
+        .await;
+    assert_eq!(results, (true, true, true));
+}
+
+#[tokio::test]
+async fn search_and_history_with_the_log_down_are_unavailable() {
+    let mut d = Doubles::new();
+    d.log.expect_search().returning(|_| Err(ChatLogError::Unavailable("refused".into())));
+    d.log.expect_history().returning(|_, _, _| Err(ChatLogError::Failed("bad mapping".into())));
+    let (results, _) = d
+        .run(|chat| async move {
+            let query =
+                SearchQuery { room: room(), text: "x".into(), order: SearchOrder::Relevance, offset: 0, limit: 10 };
+            (chat.search(query).await, chat.history(&room(), None, 10).await)
+        })
+        .await;
+    assert!(matches!(results.0, Err(ChatError::Unavailable(_))));
+    assert!(matches!(results.1, Err(ChatError::Failed(_))));
+}
+
+#[tokio::test]
+async fn members_come_from_the_fanout() {
+    let mut d = Doubles::new();
+    d.fanout
+        .expect_members()
+        .returning(|_| Ok(vec![DisplayName::parse("ann").unwrap(), DisplayName::parse("bob").unwrap()]));
+    let (members, _) = d.run(|chat| async move { chat.members(&room()).await.unwrap() }).await;
+    assert_eq!(members.iter().map(|m| m.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
+}

@@ -1,0 +1,15 @@
+//! The words Parley speaks: users, rooms and chat events, each checked when it is
+//! built so that nothing past a constructor has to check it again.
+//!
+//! Knows nothing of storage, wire formats or transports.
+
+mod chat;
+mod event_id;
+mod invalid;
+mod text;
+mod user;
+
+pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, RoomName};
+pub use event_id::{EventId, EventIds};
+pub use invalid::{Invalid, Rule};
+pub use user::{Email, FullName, NewUser, Password, PasswordHash, User, UserId, UserPatch, Username};

@@ -1,0 +1,26 @@
+//! Length and character checks shared by every text-valued domain type.
+
+use super::{Invalid, Rule};
+
+/// Checks a length in characters (Unicode scalar values, as the original's
+/// `String(n)` columns count them under utf8mb4).
+pub(crate) fn check_length(field: &'static str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
+    // Bounded count: a megabyte of input is refused after `max + 1` characters.
+    let chars = value.chars().take(max + 1).count();
+    if chars < min {
+        return Err(Invalid::new(field, Rule::TooShort { min }));
+    }
+    if chars > max {
+        return Err(Invalid::new(field, Rule::TooLong { max }));
+    }
+    Ok(())
+}
+
+/// Refuses control characters (NUL, newlines, escapes): they have no place in a
+/// name and break logs, terminals and some databases.
+pub(crate) fn check_printable(field: &'static str, value: &str) -> Result<(), Invalid> {
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(field, Rule::ForbiddenCharacter));
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The `Fanout` port: every event of a room reaches every member of the room.
+//!
+//! Delivery is at most once, in the order the room's events were published
+//! (every member sees a room's events in the same order). A member that does
+//! not keep up is cut off with [`Ended::TooSlow`] instead of slowing the room.
+//!
+//! Owns the shared event ([`Published`], encoded at most once per wire format
+//! however many members receive it) and the bounded per-member queue
+//! ([`queue`]) that every adapter delivers through. Knows nothing of sockets or
+//! wire formats: those are [`Encoding`]s supplied by inbound adapters.
+
+use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::BoxError;
+use crate::domain::{ChatEvent, DisplayName, RoomName};
+
+/// A wire format for events: how an inbound adapter turns an event into the
+/// frame it sends. [`Published::encoded`] calls `encode` at most once per event.
+pub trait Encoding: 'static {
+    /// The encoded frame; cloning it must be cheap (shared bytes).
+    type Frame: Clone + Send + Sync + 'static;
+    fn encode(event: &ChatEvent) -> Self::Frame;
+}
+
+/// How many wire formats an event caches; more still work, encoded per call.
+const CACHED_ENCODINGS: usize = 4;
+
+type CachedFrame = (TypeId, Box<dyn Any + Send + Sync>);
+
+/// A published event, shared by every member who receives it.
+pub struct Published {
+    event: ChatEvent,
+    frames: [OnceLock<CachedFrame>; CACHED_ENCODINGS],
+}
+
+impl Published {
+    pub fn new(event: ChatEvent) -> Arc<Self> {
+        Arc::new(Self { event, frames: Default::default() })
+    }
+
+    pub fn event(&self) -> &ChatEvent {
+        &self.event
+    }
+
+    /// The event in wire format `E`, encoded by the first member who asks and
+    /// shared with the rest.
+    pub fn encoded<E: Encoding>(&self) -> E::Frame {
+        let wanted = TypeId::of::<E>();
+        for slot in &self.frames {
+            let (kind, frame) = slot.get_or_init(|| (wanted, Box::new(E::encode(&self.event))));
+            if *kind == wanted
+                && let Some(frame) = frame.downcast_ref::<E::Frame>()
+            {
+                return frame.clone();
+            }
+        }
+        E::encode(&self.event)
+    }
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Published").field(&self.event).finish()
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Ended {
+    /// The member's queue overflowed: it was not reading fast enough.
+    #[error("too slow: the outbound queue overflowed")]
+    TooSlow,
+    /// The fan-out closed the subscription (shutting down).
+    #[error("closed")]
+    Closed,
+}
+
+/// What became of an event offered to one member's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The queue was full: the member is now cut off; forget it.
+    Overflowed,
+    /// The member has gone away; forget it.
+    Gone,
+}
+
+struct Shared {
+    too_slow: AtomicBool,
+}
+
+/// A bounded queue for one member: the fan-out holds the [`Inbox`], the member
+/// the [`Subscription`]. Offering never waits, so no member can stall a room.
+pub fn queue(capacity: usize) -> (Inbox, Subscription) {
+    let (sender, receiver) = mpsc::channel(capacity.max(1));
+    let shared = Arc::new(Shared { too_slow: AtomicBool::new(false) });
+    let inbox = Inbox { sender, shared: Arc::clone(&shared) };
+    let subscription = Subscription { receiver, shared, on_drop: None };
+    (inbox, subscription)
+}
+
+/// The fan-out's end of a member's queue.
+pub struct Inbox {
+    sender: mpsc::Sender<Arc<Published>>,
+    shared: Arc<Shared>,
+}
+
+impl Inbox {
+    /// Queues the event without waiting. On overflow the member is marked too
+    /// slow and will be told so at once, before anything still queued.
+    pub fn offer(&self, event: &Arc<Published>) -> Offer {
+        match self.sender.try_send(Arc::clone(event)) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shared.too_slow.store(true, Ordering::Release);
+                Offer::Overflowed
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
+        }
+    }
+
+    /// Whether the member has dropped its subscription.
+    pub fn is_gone(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+/// A member's end of its queue: the room's events, in order. Dropping it
+/// leaves the room's fan-out.
+pub struct Subscription {
+    receiver: mpsc::Receiver<Arc<Published>>,
+    shared: Arc<Shared>,
+    on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Subscription {
+    /// Runs `leave` when the subscription is dropped: how an adapter forgets
+    /// the member at once rather than at its next publish.
+    pub fn on_drop(mut self, leave: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.on_drop = Some(Box::new(leave));
+        self
+    }
+
+    /// The next event, waiting for one.
+    pub async fn next(&mut self) -> Result<Arc<Published>, Ended> {
+        if self.is_too_slow() {
+            return Err(Ended::TooSlow);
+        }
+        match self.receiver.recv().await {
+            Some(event) if !self.is_too_slow() => Ok(event),
+            Some(_) => Err(Ended::TooSlow),
+            None if self.is_too_slow() => Err(Ended::TooSlow),
+            None => Err(Ended::Closed),
+        }
+    }
+
+    /// The next event if one is queued now: lets a writer drain a batch and
+    /// flush once.
+    pub fn try_next(&mut self) -> Result<Option<Arc<Published>>, Ended> {
+        if self.is_too_slow() {
+            return Err(Ended::TooSlow);
+        }
+        match self.receiver.try_recv() {
+            Ok(event) => Ok(Some(event)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(Ended::Closed),
+        }
+    }
+
+    fn is_too_slow(&self) -> bool {
+        self.shared.too_slow.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(leave) = self.on_drop.take() {
+            leave();
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("too_slow", &self.is_too_slow()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    /// The fan-out's backing service cannot be reached.
+    #[error("fan-out unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Carries a room's events to its members.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Offers the event to every current member of its room, without waiting
+    /// for any of them. Members who overflow are cut off.
+    async fn publish(&self, event: Arc<Published>) -> Result<(), FanoutError>;
+
+    /// Joins `member` to the room's fan-out: it receives every event published
+    /// to the room from now until the subscription is dropped.
+    async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError>;
+
+    /// Who is subscribed to the room now, each name once, sorted.
+    async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::domain::{EventId, EventKind, MessageText};
+
+    fn event(text: &str) -> ChatEvent {
+        ChatEvent {
+            id: EventId::from_u128(1),
+            room: RoomName::parse("general").unwrap(),
+            user: DisplayName::parse("ann").unwrap(),
+            kind: EventKind::Message,
+            text: MessageText::parse(text).unwrap(),
+            timestamp: time::macros::datetime!(2026-11-26 12:00 UTC),
+        }
+    }
+
+    static ENCODES: AtomicUsize = AtomicUsize::new(0);
+    struct Shout;
+    impl Encoding for Shout {
+        type Frame = Arc<str>;
+        fn encode(event: &ChatEvent) -> Arc<str> {
+            ENCODES.fetch_add(1, Ordering::SeqCst);
+            event.text.as_str().to_uppercase().into()
+        }
+    }
+    struct Length;
+    impl Encoding for Length {
+        type Frame = usize;
+        fn encode(event: &ChatEvent) -> usize {
+            event.text.as_str().len()
+        }
+    }
+
+    #[test]
+    fn each_encoding_runs_once_per_event_and_encodings_do_not_mix() {
+        let published = Published::new(event("hello"));
+        let before = ENCODES.load(Ordering::SeqCst);
+        assert_eq!(&*published.encoded::<Shout>(), "HELLO");
+        assert_eq!(published.encoded::<Length>(), 5);
+        assert_eq!(&*published.encoded::<Shout>(), "HELLO");
+        assert_eq!(ENCODES.load(Ordering::SeqCst) - before, 1);
+    }
+
+    #[tokio::test]
+    async fn an_overflowing_queue_reports_too_slow_before_what_it_still_holds() {
+        let (inbox, mut subscription) = queue(2);
+        let published = Published::new(event("x"));
+        assert_eq!(inbox.offer(&published), Offer::Queued);
+        assert_eq!(inbox.offer(&published), Offer::Queued);
+        assert_eq!(inbox.offer(&published), Offer::Overflowed);
+        assert_eq!(subscription.next().await.map(|_| ()), Err(Ended::TooSlow));
+        assert_eq!(subscription.try_next().map(|_| ()), Err(Ended::TooSlow));
+    }
+
+    #[tokio::test]
+    async fn a_queue_whose_inbox_is_dropped_ends_closed_after_draining() {
+        let (inbox, mut subscription) = queue(4);
+        inbox.offer(&Published::new(event("last")));
+        drop(inbox);
+        assert_eq!(subscription.next().await.map(|e| e.event().text.clone()), Ok(MessageText::parse("last").unwrap()));
+        assert_eq!(subscription.next().await.map(|_| ()), Err(Ended::Closed));
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_runs_its_leave_hook_and_the_inbox_sees_it_gone() {
+        let (inbox, subscription) = queue(4);
+        let left = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&left);
+        let subscription = subscription.on_drop(move || flag.store(true, Ordering::SeqCst));
+        assert!(!inbox.is_gone());
+        drop(subscription);
+        assert!(left.load(Ordering::SeqCst));
+        assert!(inbox.is_gone());
+        assert_eq!(inbox.offer(&Published::new(event("late"))), Offer::Gone);
+    }
+}

@@ -1,0 +1,40 @@
+//! Parley's pure core: the domain, the ports adapters plug into, and the
+//! use-case services that drive them.
+//!
+//! - [`domain`]: users, rooms, chat events — checked on construction.
+//! - ports: [`UserStore`], [`PasswordHasher`], [`TokenIssuer`], [`Fanout`],
+//!   [`ChatLog`], [`Clock`] — one module each, with the errors each may return.
+//! - services: [`Accounts`] (registration, login, users and who may change
+//!   them) and [`Chat`] (rooms: join, post, leave, search, history), with the
+//!   [`ChatRecorder`] that keeps the chat log off the hot path.
+//! - `testkit` (feature): the contract suite of each port, for adapters to run.
+//!
+//! This crate performs no I/O and depends on no framework or driver: anything
+//! that talks to the outside world is an adapter behind one of the ports.
+
+pub mod accounts;
+pub mod chat;
+pub mod chat_log;
+pub mod chat_recorder;
+pub mod clock;
+pub mod domain;
+pub mod fanout;
+pub mod password_hasher;
+pub mod token_issuer;
+pub mod user_store;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use accounts::{AccountError, Accounts, Caller, Forbidden};
+pub use chat::{Chat, ChatError, Member};
+pub use chat_log::{ChatLog, ChatLogError, SearchOrder, SearchQuery};
+pub use chat_recorder::{ChatLogWriter, ChatRecorder};
+pub use clock::Clock;
+pub use fanout::{Encoding, Ended, Fanout, FanoutError, Published, Subscription};
+pub use password_hasher::{HashError, PasswordHasher, Verdict};
+pub use token_issuer::{AccessToken, TokenError, TokenIssuer};
+pub use user_store::{NewUserRecord, UserChanges, UserQuery, UserRecord, UserStore, UserStoreError};
+
+/// The cause carried by an adapter's error: whatever its driver reported.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,198 @@
+//! The `Fanout` contract. The factory must give each member a queue of
+//! between [`MIN_QUEUE`] and [`MAX_QUEUE`] events: rules queue up to
+//! `MIN_QUEUE` unread events, and the slow-member rule overflows `MAX_QUEUE`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+
+use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
+use crate::fanout::{Ended, Fanout, Published, Subscription};
+
+/// The smallest per-member queue the factory may configure for this suite.
+pub const MIN_QUEUE: usize = 128;
+/// The largest per-member queue the factory may configure for this suite.
+pub const MAX_QUEUE: usize = 1000;
+/// How long a rule waits for a delivery before calling it lost.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Runs every `Fanout` rule against `$make`, an `async` block giving a fresh
+/// fan-out whose per-member queues hold at most [`MAX_QUEUE`] events.
+#[macro_export]
+macro_rules! fanout_contract {
+    ($make:expr) => {
+        $crate::__contract_tests!(fanout, async $make, [
+            a_member_receives_the_rooms_events_in_publish_order,
+            every_member_receives_every_event_in_the_same_order,
+            events_stay_in_their_room,
+            a_member_receives_only_what_is_published_after_it_joined,
+            a_member_that_stops_reading_is_cut_off_and_the_others_miss_nothing,
+            dropping_a_subscription_leaves_the_room,
+            members_lists_each_name_once_in_order,
+            publishing_to_an_empty_room_succeeds,
+        ]);
+    };
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn name(name: &str) -> DisplayName {
+    DisplayName::parse(name).unwrap()
+}
+
+fn event(room_name: &str, n: u128) -> Arc<Published> {
+    Published::new(ChatEvent {
+        id: EventId::from_u128(n),
+        room: room(room_name),
+        user: name("ann"),
+        kind: EventKind::Message,
+        text: MessageText::parse(format!("m{n}")).unwrap(),
+        timestamp: datetime!(2026-11-26 12:00 UTC),
+    })
+}
+
+async fn publish(fanout: &dyn Fanout, room_name: &str, n: u128) {
+    fanout.publish(event(room_name, n)).await.unwrap_or_else(|e| panic!("publish: {e}"));
+}
+
+async fn join(fanout: &dyn Fanout, room_name: &str, member: &str) -> Subscription {
+    fanout.subscribe(&room(room_name), &name(member)).await.unwrap_or_else(|e| panic!("subscribe: {e}"))
+}
+
+/// The id of the next event, waiting at most [`PATIENCE`].
+async fn next_id(subscription: &mut Subscription) -> Result<u128, Ended> {
+    match tokio::time::timeout(PATIENCE, subscription.next()).await {
+        Ok(received) => received.map(|p| p.event().id.as_u128()),
+        Err(_) => panic!("no event within {PATIENCE:?}"),
+    }
+}
+
+async fn next_ids(subscription: &mut Subscription, count: usize) -> Vec<u128> {
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        ids.push(next_id(subscription).await.unwrap_or_else(|e| panic!("subscription ended: {e}")));
+    }
+    ids
+}
+
+/// A member gets its room's events in the order they were published.
+pub async fn a_member_receives_the_rooms_events_in_publish_order(fanout: &dyn Fanout) {
+    let mut ann = join(fanout, "general", "ann").await;
+    for n in 1..=5 {
+        publish(fanout, "general", n).await;
+    }
+    assert_eq!(next_ids(&mut ann, 5).await, [1, 2, 3, 4, 5]);
+}
+
+/// Several members, several publishers: all see the same sequence.
+pub async fn every_member_receives_every_event_in_the_same_order(fanout: &dyn Fanout) {
+    let mut members = Vec::new();
+    for member in ["ann", "bob", "cat"] {
+        members.push(join(fanout, "general", member).await);
+    }
+    let publishers: Vec<_> = (0..4u128)
+        .map(|p| async move {
+            for n in 0..25u128 {
+                publish(fanout, "general", 1 + p * 100 + n).await;
+            }
+        })
+        .collect();
+    futures_join_all(publishers).await;
+    let first = next_ids(&mut members[0], 100).await;
+    for member in &mut members[1..] {
+        assert_eq!(next_ids(member, 100).await, first);
+    }
+    for p in 0..4u128 {
+        let from_p: Vec<u128> = first.iter().copied().filter(|id| id / 100 == p).collect();
+        assert_eq!(from_p, (0..25).map(|n| 1 + p * 100 + n).collect::<Vec<_>>(), "publisher {p} kept its order");
+    }
+}
+
+/// A room's events reach only that room's members (room names are exact).
+pub async fn events_stay_in_their_room(fanout: &dyn Fanout) {
+    let mut general = join(fanout, "general", "ann").await;
+    let mut other = join(fanout, "General", "bob").await;
+    publish(fanout, "General", 1).await;
+    publish(fanout, "general", 2).await;
+    assert_eq!(next_id(&mut general).await, Ok(2));
+    assert_eq!(next_id(&mut other).await, Ok(1));
+}
+
+/// Nothing published before a member joined is delivered to it.
+pub async fn a_member_receives_only_what_is_published_after_it_joined(fanout: &dyn Fanout) {
+    let mut early = join(fanout, "general", "ann").await;
+    publish(fanout, "general", 1).await;
+    assert_eq!(next_id(&mut early).await, Ok(1));
+    let mut late = join(fanout, "general", "bob").await;
+    publish(fanout, "general", 2).await;
+    assert_eq!(next_id(&mut late).await, Ok(2));
+}
+
+/// A member whose queue overflows ends `TooSlow`; a reading member gets everything.
+pub async fn a_member_that_stops_reading_is_cut_off_and_the_others_miss_nothing(fanout: &dyn Fanout) {
+    let mut stalled = join(fanout, "general", "stalled").await;
+    let mut reader = join(fanout, "general", "reader").await;
+    let total = 2 * MAX_QUEUE as u128 + 10;
+    for n in 1..=total {
+        publish(fanout, "general", n).await;
+        assert_eq!(next_id(&mut reader).await, Ok(n));
+    }
+    assert_eq!(next_id(&mut stalled).await, Err(Ended::TooSlow));
+    assert!(!fanout.members(&room("general")).await.unwrap().contains(&name("stalled")), "cut off members leave");
+}
+
+/// Once its subscription is dropped, a member is no longer in the room.
+pub async fn dropping_a_subscription_leaves_the_room(fanout: &dyn Fanout) {
+    let ann = join(fanout, "general", "ann").await;
+    let mut bob = join(fanout, "general", "bob").await;
+    drop(ann);
+    let members = eventually_members(fanout, "general", 1).await;
+    assert_eq!(members, [name("bob")]);
+    publish(fanout, "general", 1).await;
+    assert_eq!(next_id(&mut bob).await, Ok(1));
+}
+
+/// `members` names each member once (two connections, one name), sorted.
+pub async fn members_lists_each_name_once_in_order(fanout: &dyn Fanout) {
+    let _subscriptions = [
+        join(fanout, "general", "cat").await,
+        join(fanout, "general", "ann").await,
+        join(fanout, "general", "cat").await,
+        join(fanout, "other", "dan").await,
+    ];
+    assert_eq!(fanout.members(&room("general")).await.unwrap(), [name("ann"), name("cat")]);
+    assert!(fanout.members(&room("nobody-here")).await.unwrap().is_empty());
+}
+
+/// Publishing where nobody listens is not an error.
+pub async fn publishing_to_an_empty_room_succeeds(fanout: &dyn Fanout) {
+    publish(fanout, "empty", 1).await;
+    let mut ann = join(fanout, "empty", "ann").await;
+    publish(fanout, "empty", 2).await;
+    assert_eq!(next_id(&mut ann).await, Ok(2));
+}
+
+/// Presence may settle asynchronously (a networked fan-out); wait for it briefly.
+async fn eventually_members(fanout: &dyn Fanout, room_name: &str, count: usize) -> Vec<DisplayName> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let members = fanout.members(&room(room_name)).await.unwrap();
+        if members.len() == count || tokio::time::Instant::now() > deadline {
+            return members;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs futures concurrently on the current task, without a dependency for it.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futures.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+}
