@@ -71,13 +71,35 @@ pub struct ChatLogWriter {
 }
 
 impl ChatLogWriter {
-    /// Runs until every recorder is dropped and everything queued is written.
-    pub async fn run(mut self) {
+    /// Writes batches until `stop` resolves (or every recorder is dropped),
+    /// then closes the queue — later events count as unlogged — and writes
+    /// what it still holds before returning.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                received = self.receiver.recv_many(&mut batch, MAX_BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
+                    self.write(&batch).await;
+                    batch.clear();
+                }
+                () = &mut stop => break,
+            }
+        }
+        self.receiver.close();
         while self.receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.write(&batch).await;
             batch.clear();
         }
+    }
+
+    /// Writes batches until every recorder is dropped.
+    pub async fn run(self) {
+        self.run_until(std::future::pending()).await;
     }
 
     async fn write(&self, batch: &[ChatEvent]) {
@@ -193,6 +215,27 @@ mod tests {
         recorder.record(event(2));
         drop(recorder);
         writing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stopping_writes_what_was_queued_and_later_events_go_unlogged() {
+        let appended = Arc::new(Mutex::new(Vec::new()));
+        let mut log = MockChatLog::new();
+        let sink = Arc::clone(&appended);
+        log.expect_append().returning(move |batch| {
+            sink.lock().unwrap().extend(batch.iter().map(|e| e.id.as_u128()));
+            Ok(())
+        });
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(MockClock::new()), 10);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        recorder.record(event(1));
+        recorder.record(event(2));
+        stop.send(()).unwrap();
+        // The recorder is still alive: stopping must not wait for it.
+        writer.run_until(async move { stopped.await.unwrap_or(()) }).await;
+        assert_eq!(*appended.lock().unwrap(), vec![1, 2]);
+        assert!(!recorder.record(event(3)));
+        assert_eq!(recorder.unlogged(), 1);
     }
 
     #[tokio::test]
