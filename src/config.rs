@@ -1,0 +1,136 @@
+//! Configuration: flags, then the environment, then `.env`, under the names
+//! the original app used (`DATABASE_URL`, `JWT_SECRET`/`SECRET_KEY`,
+//! `JWT_ALGORITHM`, `ACCESS_TOKEN_EXPIRE_MINUTES`, `ELASTIC_URL`) plus Parley's own.
+//!
+//! Only reads and checks settings; building adapters from them is `app`'s job.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use parley_auth::{HashCost, JwtAlgorithm};
+
+/// Parley: a real-time chat server — accounts over REST, rooms over WebSocket,
+/// searchable history. Every flag can also be set through the environment
+/// variable named beside it, or in a `.env` file.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "parley", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Where users are stored. Only `memory://` (forgotten on exit) in this build.
+    #[arg(long, env = "DATABASE_URL", default_value = "memory://")]
+    pub database_url: String,
+
+    /// Elasticsearch for the chat log. Not supported by this build yet.
+    #[arg(long, env = "ELASTIC_URL")]
+    pub elastic_url: Option<String>,
+
+    /// Secret that signs access tokens (`SECRET_KEY` is read too). Unset: a
+    /// random one, so tokens do not survive a restart.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Token signing algorithm: HS256, HS384 or HS512.
+    #[arg(long, env = "JWT_ALGORITHM", default_value = "HS256")]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// Lifetime of an access token, in minutes.
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=525_600))]
+    pub access_token_expire_minutes: u64,
+
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = HashCost::OWASP.memory_kib)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations (OWASP: 2).
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = HashCost::OWASP.iterations)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes (OWASP: 1).
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = HashCost::OWASP.parallelism)]
+    pub argon2_parallelism: u32,
+
+    /// Events one room member may have queued before it is cut off as too slow.
+    #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub member_queue: u32,
+
+    /// Chat events waiting for the chat log before new ones go unlogged.
+    #[arg(long, env = "PARLEY_LOG_QUEUE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub log_queue: u32,
+}
+
+impl Config {
+    /// Reads `.env` (if present; it never overrides the real environment),
+    /// then flags and environment.
+    pub fn load() -> Self {
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            // Logging is not set up yet: configuration decides how it is.
+            eprintln!("parley: ignoring .env: {error}");
+        }
+        let mut config = Config::parse();
+        if config.jwt_secret.is_none() {
+            config.jwt_secret = std::env::var("SECRET_KEY").ok().filter(|s| !s.is_empty());
+        }
+        config
+    }
+
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.access_token_expire_minutes * 60)
+    }
+
+    pub fn hash_cost(&self) -> HashCost {
+        HashCost {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("parley").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_original_app() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.jwt_algorithm, JwtAlgorithm::HS256);
+        assert_eq!(config.token_lifetime(), Duration::from_secs(30 * 60));
+        assert_eq!(config.hash_cost(), HashCost::OWASP);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let config =
+            parse(&["--port", "9001", "--jwt-algorithm", "hs512", "--access-token-expire-minutes", "5"]).unwrap();
+        assert_eq!((config.port, config.jwt_algorithm), (9001, JwtAlgorithm::HS512));
+        assert_eq!(config.token_lifetime(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_the_setting_named() {
+        for args in [
+            &["--port", "70000"][..],
+            &["--jwt-algorithm", "RS256"],
+            &["--access-token-expire-minutes", "0"],
+            &["--member-queue", "0"],
+        ] {
+            let error = parse(args).unwrap_err().to_string();
+            assert!(error.contains(args[0]), "{error}");
+        }
+    }
+}
