@@ -210,3 +210,29 @@ async fn members_come_from_the_fanout() {
     let (members, _) = d.run(|chat| async move { chat.members(&room()).await.unwrap() }).await;
     assert_eq!(members.iter().map(|m| m.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
 }
+
+#[tokio::test]
+async fn leaving_or_listing_members_with_the_fanout_down_is_unavailable() {
+    let mut d = Doubles::new();
+    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
+    let mut publishes = 0;
+    d.fanout.expect_publish().returning(move |_| {
+        publishes += 1;
+        if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
+    });
+    d.fanout.expect_members().returning(|_| Err(FanoutError::Unavailable("down".into())));
+    let (results, logged) = d
+        .run(|chat| async move {
+            let (member, subscription) = chat.join(room(), ann()).await.unwrap();
+            drop(subscription);
+            (chat.leave(member).await, chat.members(&room()).await)
+        })
+        .await;
+    assert!(matches!(results.0, Err(ChatError::Unavailable(_))));
+    assert!(matches!(results.1, Err(ChatError::Unavailable(_))));
+    assert_eq!(
+        logged.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![EventKind::Joined],
+        "an undelivered leave is not logged"
+    );
+}

@@ -42,7 +42,7 @@ impl FromStr for UserId {
 macro_rules! checked_text {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $name(String);
 
         impl $name {
@@ -87,22 +87,6 @@ checked_text!(
     /// A user's full name: up to 100 printable characters.
     FullName
 );
-
-impl fmt::Debug for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Email({:?})", self.0)
-    }
-}
-impl fmt::Debug for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Username({:?})", self.0)
-    }
-}
-impl fmt::Debug for FullName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FullName({:?})", self.0)
-    }
-}
 
 impl Email {
     pub const MAX_CHARS: usize = 100;
