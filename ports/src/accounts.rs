@@ -218,6 +218,11 @@ impl Accounts {
         Ok(self.users.delete(id).await?)
     }
 
+    /// Whether the user store answers now.
+    pub async fn ping(&self) -> Result<(), AccountError> {
+        Ok(self.users.ping().await?)
+    }
+
     /// Stores a hash with today's parameters. Best effort: the login succeeds
     /// even if this fails, and the next login tries again.
     async fn upgrade_hash(&self, id: UserId, password: &Password) {

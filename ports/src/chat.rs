@@ -126,6 +126,16 @@ impl Chat {
         Ok(self.log.since(room, after, limit.min(MAX_PAGE)).await?)
     }
 
+    /// Whether the fan-out answers now.
+    pub async fn ping_fanout(&self) -> Result<(), ChatError> {
+        Ok(self.fanout.ping().await?)
+    }
+
+    /// Whether the chat log answers now.
+    pub async fn ping_log(&self) -> Result<(), ChatError> {
+        Ok(self.log.ping().await?)
+    }
+
     /// Events that could not be queued for the chat log since start.
     pub fn unlogged(&self) -> u64 {
         self.recorder.unlogged()

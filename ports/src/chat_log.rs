@@ -61,4 +61,7 @@ pub trait ChatLog: Send + Sync {
     /// A room's events newer than `after`, oldest first, at most `limit`: what
     /// a client that saw `after` has missed.
     async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatLogError>;
+
+    /// Whether the log answers now (for readiness checks).
+    async fn ping(&self) -> Result<(), ChatLogError>;
 }

@@ -212,6 +212,9 @@ pub trait Fanout: Send + Sync {
 
     /// Who is subscribed to the room now, each name once, sorted.
     async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError>;
+
+    /// Whether the fan-out's backing service answers now (for readiness checks).
+    async fn ping(&self) -> Result<(), FanoutError>;
 }
 
 #[cfg(test)]

@@ -124,4 +124,10 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// `NotFound` if no user has this id.
     async fn delete(&self, id: UserId) -> Result<(), UserStoreError>;
+
+    /// Whether the store answers now (for readiness checks).
+    ///
+    /// # Errors
+    /// `Unavailable` when it cannot be reached.
+    async fn ping(&self) -> Result<(), UserStoreError>;
 }

@@ -78,6 +78,10 @@ impl ChatLog for MemoryChatLog {
             .map(|(_, e)| e.clone())
             .collect())
     }
+
+    async fn ping(&self) -> Result<(), ChatLogError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

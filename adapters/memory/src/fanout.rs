@@ -105,6 +105,10 @@ impl Fanout for MemoryFanout {
         names.dedup();
         Ok(names)
     }
+
+    async fn ping(&self) -> Result<(), FanoutError> {
+        Ok(())
+    }
 }
 
 /// Removes a member whose subscription was dropped, and its room once empty.

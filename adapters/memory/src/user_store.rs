@@ -136,6 +136,10 @@ impl UserStore for MemoryUserStore {
     async fn delete(&self, id: UserId) -> Result<(), UserStoreError> {
         lock(&self.state).users.remove(&id.get()).map(drop).ok_or(UserStoreError::NotFound)
     }
+
+    async fn ping(&self) -> Result<(), UserStoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

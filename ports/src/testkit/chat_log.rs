@@ -24,6 +24,7 @@ macro_rules! chat_log_contract {
             search_by_relevance_returns_every_match_once,
             empty_room_and_no_match_give_empty_results,
             text_in_any_script_round_trips,
+            a_working_log_answers_ping,
         ]);
     };
 }
@@ -222,4 +223,9 @@ pub async fn text_in_any_script_round_trips(log: &dyn ChatLog) {
     append(log, std::slice::from_ref(&event)).await;
     assert_eq!(log.history(&room("日本"), None, 1).await.unwrap(), vec![event.clone()]);
     assert_eq!(log.search(&query("日本", "grüße", SearchOrder::Newest)).await.unwrap(), vec![event]);
+}
+
+/// A log that is up answers `ping`.
+pub async fn a_working_log_answers_ping(log: &dyn ChatLog) {
+    log.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
 }

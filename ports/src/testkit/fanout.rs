@@ -31,6 +31,7 @@ macro_rules! fanout_contract {
             dropping_a_subscription_leaves_the_room,
             members_lists_each_name_once_in_order,
             publishing_to_an_empty_room_succeeds,
+            a_working_fanout_answers_ping,
         ]);
     };
 }
@@ -195,4 +196,9 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) 
         if futures.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
     })
     .await;
+}
+
+/// A fan-out that is up answers `ping`.
+pub async fn a_working_fanout_answers_ping(fanout: &dyn Fanout) {
+    fanout.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
 }

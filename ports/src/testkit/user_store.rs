@@ -31,6 +31,7 @@ macro_rules! user_store_contract {
             delete_removes_the_user_and_frees_the_email_and_username,
             delete_of_an_unknown_user_is_not_found,
             text_in_any_script_round_trips,
+            a_working_store_answers_ping,
         ]);
     };
 }
@@ -271,4 +272,9 @@ pub async fn text_in_any_script_round_trips(store: &dyn UserStore) {
     assert_eq!(read.email.as_str(), "zoë@exämple.de");
     assert_eq!(read.full_name.as_ref().map(FullName::as_str), Some("Zoë 日本 O'Brien"));
     assert_eq!(store.find_by_login("ZOË@EXÄMPLE.DE").await.unwrap().map(|r| r.user.id), Some(created.id));
+}
+
+/// A store that is up answers `ping`.
+pub async fn a_working_store_answers_ping(store: &dyn UserStore) {
+    store.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
 }
