@@ -3,20 +3,27 @@
 //! rules live here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use parley_auth::{Argon2Hasher, JwtIssuer};
 use parley_memory::{MemoryChatLog, MemoryFanout, MemoryUserStore, SystemClock};
 use parley_ports::domain::EventIds;
 use parley_ports::{Accounts, Chat, ChatLog, ChatLogWriter, ChatRecorder, Clock, Fanout, UserStore};
+use tokio::net::TcpListener;
 
 use crate::config::Config;
+
+/// How long a client may take to send a request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The wired services, and the chat-log writer that must run beside them.
 pub struct App {
     pub accounts: Arc<Accounts>,
     pub chat: Arc<Chat>,
     writer: ChatLogWriter,
+    server: parley_http::ServerConfig,
+    body_limit: usize,
 }
 
 impl App {
@@ -38,18 +45,30 @@ impl App {
         let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize);
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
         let chat = Arc::new(Chat::new(fanout, log, recorder, clock, EventIds::new(seed)));
-        Ok(Self { accounts, chat, writer })
+        let server = parley_http::ServerConfig { cors_origins: config.cors_origins.clone(), ..Default::default() };
+        Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize })
     }
 
-    /// Runs until `shutdown` resolves, then lets the chat-log writer finish
-    /// what it was given.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Serves on `listener` until `shutdown` resolves, then finishes the
+    /// requests in flight and lets the chat-log writer write what it was given.
+    pub async fn run_until_stopped(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
         let writing = tokio::spawn(self.writer.run_until(async move { writer_stopped.await.unwrap_or(()) }));
-        tracing::info!(
-            "Parley's core is wired (in-memory users and chat log); HTTP and WebSocket arrive with issues 4 and 5"
-        );
-        shutdown.await;
+        let api = parley_http::Api {
+            accounts: self.accounts,
+            chat: self.chat,
+            body_limit: self.body_limit,
+            body_timeout: BODY_TIMEOUT,
+        };
+        match listener.local_addr() {
+            Ok(address) => tracing::info!("Parley is listening on http://{address}"),
+            Err(error) => tracing::warn!(%error, "Parley is listening on an address it cannot name"),
+        }
+        parley_http::serve(listener, api, self.server, shutdown).await;
         tracing::info!("shutting down");
         // The writer flushes what it holds; whatever is recorded after this goes unlogged.
         let _ = stop_writer.send(());
@@ -143,7 +162,8 @@ mod tests {
 
         // `chat` outlives the run, as a straggling connection might: stopping must not wait for it.
         let chat = Arc::clone(&app.chat);
-        app.run_until_stopped(async {}).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        app.run_until_stopped(listener, async {}).await.unwrap();
         let history = chat.history(&room, None, 10).await.unwrap();
         assert_eq!(history.len(), 2, "the writer flushed what it was given before stopping");
     }

@@ -57,6 +57,14 @@ pub struct Config {
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = HashCost::OWASP.parallelism)]
     pub argon2_parallelism: u32,
 
+    /// Browser origins allowed to call the API with credentials, comma-separated (`*`: any).
+    #[arg(long, env = "CORS_ORIGINS", default_value = "http://localhost:3000", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PARLEY_BODY_LIMIT", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024))]
+    pub body_limit: u32,
+
     /// Events one room member may have queued before it is cut off as too slow.
     #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,

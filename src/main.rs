@@ -17,7 +17,14 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match app.run_until_stopped(shutdown_signal()).await {
+    let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!("cannot listen on {}:{}: {error}", config.host, config.port);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(listener, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

@@ -22,6 +22,8 @@ const CONFIG_VARS: &[&str] = &[
     "ARGON2_PARALLELISM",
     "PARLEY_MEMBER_QUEUE",
     "PARLEY_LOG_QUEUE",
+    "PARLEY_BODY_LIMIT",
+    "CORS_ORIGINS",
     "RUST_LOG",
 ];
 
@@ -31,6 +33,8 @@ fn parley(dir: &Path, env: &[(&str, &str)]) -> Command {
     for var in CONFIG_VARS {
         command.env_remove(var);
     }
+    // Any free port: tests run side by side.
+    command.env("PORT", "0");
     command.envs(env.iter().copied());
     command
 }
@@ -80,7 +84,7 @@ fn terminate(child: &Child) {
 fn with_nothing_set_it_starts_warns_about_the_secret_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, lines) = start(dir.path(), &[]);
-    let seen = wait_for(&lines, "core is wired");
+    let seen = wait_for(&lines, "Parley is listening");
     assert!(seen.iter().any(|l| l.contains("JWT_SECRET is not set")), "{seen:?}");
     terminate(&child);
     wait_for(&lines, "shutting down");
@@ -91,7 +95,7 @@ fn with_nothing_set_it_starts_warns_about_the_secret_and_stops_cleanly_on_sigter
 fn secret_key_is_accepted_as_the_originals_name_for_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, lines) = start(dir.path(), &[("SECRET_KEY", "a shared secret of thirty-two by")]);
-    let seen = wait_for(&lines, "core is wired");
+    let seen = wait_for(&lines, "Parley is listening");
     assert!(!seen.iter().any(|l| l.contains("JWT_SECRET")), "no warning about the secret: {seen:?}");
     terminate(&child);
     assert!(child.wait().unwrap().success());
@@ -122,7 +126,7 @@ fn settings_in_dot_env_are_read_but_the_real_environment_wins() {
     assert!(text(&from_file).contains("RS256"), "{}", text(&from_file));
 
     let (mut child, lines) = start(dir.path(), &[("JWT_ALGORITHM", "HS512")]);
-    wait_for(&lines, "core is wired");
+    wait_for(&lines, "Parley is listening");
     terminate(&child);
     assert!(child.wait().unwrap().success());
 }

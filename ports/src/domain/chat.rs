@@ -24,6 +24,9 @@ macro_rules! printable_name {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+            pub fn into_string(self) -> String {
+                self.0
+            }
             /// For storage adapters reading a value they wrote earlier.
             pub fn from_storage(value: String) -> Self {
                 Self(value)
@@ -50,6 +53,13 @@ printable_name!(
     DisplayName,
     "username",
     100
+);
+
+printable_name!(
+    /// Words to search a room's messages for.
+    SearchText,
+    "query",
+    500
 );
 
 /// The text of one chat message: up to `MAX_CHARS` characters of anything.

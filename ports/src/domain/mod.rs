@@ -9,7 +9,7 @@ mod invalid;
 mod text;
 mod user;
 
-pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, RoomName};
+pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, RoomName, SearchText};
 pub use event_id::{EventId, EventIds};
 pub use invalid::{Invalid, Rule};
 pub use user::{Email, FullName, NewUser, Password, PasswordHash, User, UserId, UserPatch, Username};

@@ -1,0 +1,213 @@
+//! The handlers: each reads its input, calls one service, and shapes the reply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, StatusCode};
+use parley_ports::domain::{Email, FullName, NewUser, Password, RoomName, SearchText, UserPatch, Username};
+use parley_ports::{Accounts, Caller, Chat, SearchOrder, SearchQuery, UserQuery};
+use serde::Serialize;
+
+use crate::error::{ApiError, FieldError};
+use crate::input::{Fields, Query, read_body, user_id};
+use crate::reply::{Reply, empty, json};
+use crate::wire::{ChatHit, TokenBody, UserBody};
+
+/// Results per search page when the client does not say.
+const DEFAULT_SEARCH_LIMIT: u64 = 10;
+
+/// What the handlers need: the services, and the limits on client input.
+pub struct Api {
+    pub accounts: Arc<Accounts>,
+    pub chat: Arc<Chat>,
+    pub body_limit: usize,
+    pub body_timeout: Duration,
+}
+
+pub type Handled = Result<Reply, ApiError>;
+
+impl Api {
+    pub async fn welcome(&self) -> Handled {
+        #[derive(Serialize)]
+        struct Welcome {
+            message: &'static str,
+        }
+        Ok(json(StatusCode::OK, &Welcome { message: "Welcome to Parley, a real-time chat server" }))
+    }
+
+    pub async fn healthz(&self) -> Handled {
+        Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
+    }
+
+    /// 200 when every wired adapter answers, else 503 naming what does not.
+    pub async fn readyz(&self) -> Handled {
+        let (users, fanout, log) = tokio::join!(self.accounts.ping(), self.chat.ping_fanout(), self.chat.ping_log());
+        let checks = [
+            ("user_store", users.err().map(|e| e.to_string())),
+            ("fanout", fanout.err().map(|e| e.to_string())),
+            ("chat_log", log.err().map(|e| e.to_string())),
+        ];
+        let ready = checks.iter().all(|(_, problem)| problem.is_none());
+        let checks: serde_json::Map<String, serde_json::Value> = checks
+            .into_iter()
+            .map(|(name, problem)| (name.to_owned(), problem.unwrap_or_else(|| "ok".to_owned()).into()))
+            .collect();
+        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        Ok(json(
+            status,
+            &serde_json::json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks }),
+        ))
+    }
+
+    pub async fn register(&self, request: Request<Incoming>) -> Handled {
+        let new = self.new_user(request).await?;
+        Ok(json(StatusCode::CREATED, &UserBody::from(self.accounts.register(new).await?)))
+    }
+
+    /// The OAuth2 password form, or the same fields as JSON.
+    pub async fn login(&self, request: Request<Incoming>) -> Handled {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        let body = read_body(request, self.body_limit, self.body_timeout).await?;
+        let mut fields = if is_json { Fields::json(&body)? } else { Fields::form(&body) };
+        let login = fields.required_string("username");
+        let password = fields.required_string("password");
+        fields.problems.finish()?;
+        let (Some(login), Some(password)) = (login, password) else { unreachable_input()? };
+        Ok(json(StatusCode::OK, &TokenBody::from(self.accounts.login(&login, &password).await?)))
+    }
+
+    pub async fn me(&self, request: &Request<Incoming>) -> Handled {
+        let caller = self.caller(request).await?;
+        Ok(json(StatusCode::OK, &UserBody::from(caller.user().clone())))
+    }
+
+    pub async fn list_users(&self, request: &Request<Incoming>) -> Handled {
+        let caller = self.caller(request).await?;
+        let mut query = Query::of(request.uri());
+        let skip = query.integer("skip", 0, i64::MAX as u64).unwrap_or(0);
+        // Larger limits are served as the cap (the original had none), not refused.
+        let limit = query.integer("limit", 0, u64::MAX).unwrap_or(100);
+        let search = query.optional("search").filter(|s| !s.is_empty());
+        let is_active = query.boolean("is_active");
+        query.problems.finish()?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let users = self.accounts.list(&caller, UserQuery { skip, limit, search, is_active }).await?;
+        Ok(json(StatusCode::OK, &users.into_iter().map(UserBody::from).collect::<Vec<_>>()))
+    }
+
+    pub async fn create_user(&self, request: Request<Incoming>) -> Handled {
+        let caller = self.caller(&request).await?;
+        let new = self.new_user(request).await?;
+        Ok(json(StatusCode::CREATED, &UserBody::from(self.accounts.create(&caller, new).await?)))
+    }
+
+    pub async fn get_user(&self, request: &Request<Incoming>, id: &str) -> Handled {
+        let caller = self.caller(request).await?;
+        let user = self.accounts.get(&caller, user_id(id)?).await?;
+        Ok(json(StatusCode::OK, &UserBody::from(user)))
+    }
+
+    pub async fn update_user(&self, request: Request<Incoming>, id: &str) -> Handled {
+        let caller = self.caller(&request).await?;
+        let id = user_id(id)?;
+        let body = read_body(request, self.body_limit, self.body_timeout).await?;
+        let mut fields = Fields::json(&body)?;
+        let email = fields.optional_string("email");
+        let username = fields.optional_string("username");
+        let full_name = fields.nullable_string("full_name");
+        let password = fields.optional_string("password");
+        let is_active = fields.optional_bool("is_active");
+        let is_admin = fields.optional_bool("is_admin");
+        let problems = &mut fields.problems;
+        let patch = UserPatch {
+            email: email.and_then(|v| problems.check("body", Email::parse(v))),
+            username: username.and_then(|v| problems.check("body", Username::parse(v))),
+            full_name: full_name.map(|v| v.and_then(|v| problems.check("body", FullName::parse(v)))),
+            password: password.and_then(|v| problems.check("body", Password::parse(v))),
+            is_active,
+            is_admin,
+        };
+        fields.problems.finish()?;
+        Ok(json(StatusCode::OK, &UserBody::from(self.accounts.update(&caller, id, patch).await?)))
+    }
+
+    pub async fn delete_user(&self, request: &Request<Incoming>, id: &str) -> Handled {
+        let caller = self.caller(request).await?;
+        self.accounts.delete(&caller, user_id(id)?).await?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    /// A room's messages matching the query: no authentication, as the original.
+    pub async fn search(&self, request: &Request<Incoming>) -> Handled {
+        let mut query = Query::of(request.uri());
+        let room = query.required("room");
+        let text = query.required("query");
+        let limit = query.integer("limit", 1, u64::MAX).unwrap_or(DEFAULT_SEARCH_LIMIT);
+        let offset = query.integer("offset", 0, u64::from(u32::MAX)).unwrap_or(0);
+        let order = match query.optional("order").as_deref() {
+            None | Some("relevance") => SearchOrder::Relevance,
+            Some("newest") => SearchOrder::Newest,
+            Some(_) => {
+                let msg = "Input should be 'relevance' or 'newest'";
+                query.problems.push(FieldError::new("query", "order", "enum", msg));
+                SearchOrder::Relevance
+            }
+        };
+        let room = room.and_then(|r| query.problems.check("query", RoomName::parse(r)));
+        let text = text.and_then(|t| query.problems.check("query", SearchText::parse(t)));
+        query.problems.finish()?;
+        let (Some(room), Some(text)) = (room, text) else { unreachable_input()? };
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        let hits = self.chat.search(SearchQuery { room, text: text.into_string(), order, offset, limit }).await?;
+        Ok(json(StatusCode::OK, &hits.into_iter().map(ChatHit::from).collect::<Vec<_>>()))
+    }
+
+    async fn new_user(&self, request: Request<Incoming>) -> Result<NewUser, ApiError> {
+        let body = read_body(request, self.body_limit, self.body_timeout).await?;
+        let mut fields = Fields::json(&body)?;
+        let email = fields.required_string("email");
+        let username = fields.required_string("username");
+        let full_name = fields.nullable_string("full_name").flatten();
+        let password = fields.required_string("password");
+        let is_active = fields.optional_bool("is_active").unwrap_or(true);
+        let problems = &mut fields.problems;
+        let email = email.and_then(|v| problems.check("body", Email::parse(v)));
+        let username = username.and_then(|v| problems.check("body", Username::parse(v)));
+        let full_name = full_name.map(|v| problems.check("body", FullName::parse(v)));
+        let password = password.and_then(|v| problems.check("body", Password::parse(v)));
+        fields.problems.finish()?;
+        match (email, username, full_name, password) {
+            (Some(email), Some(username), full_name, Some(password)) => {
+                Ok(NewUser { email, username, full_name: full_name.flatten(), password, is_active })
+            }
+            _ => unreachable_input(),
+        }
+    }
+
+    /// The caller named by the `Authorization: Bearer` token.
+    async fn caller(&self, request: &Request<Incoming>) -> Result<Caller, ApiError> {
+        let token = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or(ApiError::NotAuthenticated)?;
+        Ok(self.accounts.authenticate(token).await?)
+    }
+}
+
+/// Every `None` above was recorded as a problem, so `finish` already returned
+/// the 422; this keeps that invariant from becoming a panic if it ever broke.
+fn unreachable_input<T>() -> Result<T, ApiError> {
+    Err(ApiError::Validation(vec![FieldError::new("body", "", "value_error", "Invalid input")]))
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API: the real server on an ephemeral port
+//! (in-memory adapters), spoken to over real sockets the way the original
+//! app's clients speak to it.
+
+mod helpers;
+
+mod accounts;
+mod protocol;
+mod search;
+mod users;
