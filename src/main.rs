@@ -1,5 +1,7 @@
 //! Starts Parley: configuration, logging, wiring, then run until a signal.
 
+use std::io::IsTerminal;
+
 use parley::app::App;
 use parley::config::Config;
 use tracing_subscriber::EnvFilter;
@@ -7,8 +9,11 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::load();
+    // Colours only for a person at a terminal, never into files or collectors.
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(colour)
         .init();
     let app = match App::build(&config) {
         Ok(app) => app,
@@ -17,6 +22,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let shutdown = shutdown_signal();
     let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -24,7 +30,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match app.run_until_stopped(listener, shutdown_signal()).await {
+    match app.run_until_stopped(listener, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -33,26 +39,33 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM (what `docker stop` and systemd send).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM (what `docker stop` and systemd send). The handlers are
+/// installed now, before the server says it is listening, so a signal sent
+/// as soon as it does is never lost to the default action.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops Parley");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = signal(SignalKind::interrupt()).and_then(|i| signal(SignalKind::terminate()).map(|t| (i, t)));
+        async move {
+            match streams {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for signals; falling back to Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod docs;
 mod protocol;
 mod search;
 mod users;

@@ -12,8 +12,10 @@
 
 mod api;
 mod cors;
+mod docs;
 mod error;
 mod input;
+mod openapi;
 mod reply;
 mod routes;
 mod server;
