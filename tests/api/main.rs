@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod docs;
+mod outage;
 mod protocol;
 mod search;
 mod users;

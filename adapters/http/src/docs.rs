@@ -53,12 +53,14 @@ const REDOC_PAGE: &str = r##"<!doctype html>
 /// The documentation routes' content, built once.
 pub struct Docs {
     openapi: Bytes,
+    swagger: std::sync::Arc<utoipa_swagger_ui::Config<'static>>,
 }
 
 impl Docs {
     pub fn new() -> Self {
         let openapi = serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default();
-        Self { openapi: Bytes::from(openapi) }
+        let swagger = std::sync::Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
+        Self { openapi: Bytes::from(openapi), swagger }
     }
 
     pub fn openapi(&self) -> Reply {
@@ -79,8 +81,7 @@ impl Docs {
 
     /// A file of Swagger UI's distribution, as vendored by `utoipa-swagger-ui`.
     pub fn swagger_file(&self, file: &str) -> Result<Reply, ApiError> {
-        let config = std::sync::Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
-        match utoipa_swagger_ui::serve(file, config) {
+        match utoipa_swagger_ui::serve(file, std::sync::Arc::clone(&self.swagger)) {
             Ok(Some(found)) if !file.is_empty() && file != "index.html" => {
                 let mut reply =
                     cached(bytes(StatusCode::OK, "application/octet-stream", Bytes::from(found.bytes.into_owned())));
