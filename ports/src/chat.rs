@@ -105,6 +105,11 @@ impl Chat {
         Ok(self.fanout.members(room).await?)
     }
 
+    /// Rooms with members now, with their connection counts.
+    pub async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, ChatError> {
+        Ok(self.fanout.rooms().await?)
+    }
+
     /// Messages in a room containing any of the query's words; at most [`MAX_PAGE`].
     pub async fn search(&self, mut query: SearchQuery) -> Result<Vec<ChatEvent>, ChatError> {
         query.limit = query.limit.min(MAX_PAGE);

@@ -121,7 +121,7 @@ impl Shared {
 pub fn queue(capacity: usize) -> (Inbox, Subscription) {
     let shared = Arc::new(Shared { state: Mutex::default(), wake: Notify::new(), capacity: capacity.max(1) });
     let inbox = Inbox { shared: Arc::clone(&shared) };
-    let subscription = Subscription { shared, on_drop: None };
+    let subscription = Subscription { shared, on_drop: None, recent: Vec::new() };
     (inbox, subscription)
 }
 
@@ -170,6 +170,7 @@ impl Drop for Inbox {
 pub struct Subscription {
     shared: Arc<Shared>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    recent: Vec<Arc<Published>>,
 }
 
 impl Subscription {
@@ -178,6 +179,19 @@ impl Subscription {
     pub fn on_drop(mut self, leave: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.on_drop = Some(Box::new(leave));
         self
+    }
+
+    /// Hands the member the room's recent events, oldest first: the ones
+    /// published just before its first live event, taken atomically with
+    /// joining so there is neither a gap nor an overlap.
+    pub fn with_recent(mut self, recent: Vec<Arc<Published>>) -> Self {
+        self.recent = recent;
+        self
+    }
+
+    /// The recent events handed over at subscription (empty after the first call).
+    pub fn take_recent(&mut self) -> Vec<Arc<Published>> {
+        std::mem::take(&mut self.recent)
     }
 
     /// The next event, waiting for one.
@@ -275,11 +289,16 @@ pub trait Fanout: Send + Sync {
     async fn publish(&self, event: Arc<Published>) -> Result<(), FanoutError>;
 
     /// Joins `member` to the room's fan-out: it receives every event published
-    /// to the room from now until the subscription is dropped.
+    /// to the room from now until the subscription is dropped. The
+    /// subscription carries the room's recent events, as far back as the
+    /// adapter keeps them ([`Subscription::take_recent`]).
     async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError>;
 
     /// Who is subscribed to the room now, each name once, sorted.
     async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError>;
+
+    /// Rooms with members now, and how many connections each has, by name.
+    async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, FanoutError>;
 
     /// Whether the fan-out's backing service answers now (for readiness checks).
     async fn ping(&self) -> Result<(), FanoutError>;

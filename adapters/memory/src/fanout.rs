@@ -8,7 +8,7 @@
 //!
 //! Knows rooms and queues; knows nothing of sockets or wire formats.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
@@ -23,6 +23,8 @@ use crate::lock;
 /// bytes an event this bounds a stuck member to tens of KiB, and absorbs a
 /// burst of a few hundred messages without cutting anyone off.
 pub const DEFAULT_QUEUE: usize = 256;
+/// Events each room keeps for newcomers and resuming clients.
+pub const RECENT_EVENTS: usize = 256;
 
 type Rooms = RwLock<HashMap<RoomName, Arc<Room>>>;
 
@@ -34,7 +36,14 @@ pub struct MemoryFanout {
 
 #[derive(Default)]
 struct Room {
-    members: Mutex<Vec<Member>>,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    members: Vec<Member>,
+    /// The last events published, for newcomers and reconnecting clients.
+    recent: VecDeque<Arc<Published>>,
 }
 
 struct Member {
@@ -73,30 +82,39 @@ impl Fanout for MemoryFanout {
         };
         // Cut-off members are forgotten here; their `Subscription`'s drop hook
         // removes the room itself once it is empty.
-        lock(&room.members).retain(|member| member.inbox.offer(&event) == Offer::Queued);
+        let mut state = lock(&room.state);
+        state.members.retain(|member| member.inbox.offer(&event) == Offer::Queued);
+        if state.recent.len() == RECENT_EVENTS {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(event);
         Ok(())
     }
 
     async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError> {
         let (inbox, subscription) = queue(self.queue_capacity);
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
-        {
+        let recent = {
             // The registry's write lock is held while the member is added, so a
-            // concurrent last leave cannot remove the room in between.
+            // concurrent last leave cannot remove the room in between; the room's
+            // lock makes "recent" and "live from now" meet exactly.
             let mut rooms = self.rooms.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = rooms.entry(room.clone()).or_default();
-            lock(&entry.members).push(Member { id, name: member.clone(), inbox });
-        }
+            let mut state = lock(&entry.state);
+            state.members.push(Member { id, name: member.clone(), inbox });
+            state.recent.iter().cloned().collect()
+        };
         let rooms = Arc::downgrade(&self.rooms);
         let room = room.clone();
-        Ok(subscription.on_drop(move || leave(&rooms, &room, id)))
+        Ok(subscription.with_recent(recent).on_drop(move || leave(&rooms, &room, id)))
     }
 
     async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError> {
         let Some(room) = self.room(room) else {
             return Ok(Vec::new());
         };
-        let mut names: Vec<DisplayName> = lock(&room.members)
+        let mut names: Vec<DisplayName> = lock(&room.state)
+            .members
             .iter()
             .filter(|member| !member.inbox.is_gone())
             .map(|member| member.name.clone())
@@ -104,6 +122,20 @@ impl Fanout for MemoryFanout {
         names.sort_unstable();
         names.dedup();
         Ok(names)
+    }
+
+    async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, FanoutError> {
+        let rooms: Vec<(RoomName, Arc<Room>)> = {
+            let rooms = self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rooms.iter().map(|(name, room)| (name.clone(), Arc::clone(room))).collect()
+        };
+        let mut counted: Vec<(RoomName, usize)> = rooms
+            .into_iter()
+            .map(|(name, room)| (name, lock(&room.state).members.len()))
+            .filter(|(_, members)| *members > 0)
+            .collect();
+        counted.sort();
+        Ok(counted)
     }
 
     async fn ping(&self) -> Result<(), FanoutError> {
@@ -121,11 +153,11 @@ fn leave(rooms: &Weak<Rooms>, room: &RoomName, id: u64) {
         return;
     };
     let now_empty = {
-        let mut members = lock(&entry.members);
-        if let Some(index) = members.iter().position(|member| member.id == id) {
-            members.swap_remove(index);
+        let mut state = lock(&entry.state);
+        if let Some(index) = state.members.iter().position(|member| member.id == id) {
+            state.members.swap_remove(index);
         }
-        members.is_empty()
+        state.members.is_empty()
     };
     if now_empty {
         rooms.remove(room);

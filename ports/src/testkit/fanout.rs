@@ -32,6 +32,8 @@ macro_rules! fanout_contract {
             members_lists_each_name_once_in_order,
             publishing_to_an_empty_room_succeeds,
             a_working_fanout_answers_ping,
+            a_newcomer_is_handed_the_recent_events_it_missed,
+            rooms_lists_each_room_with_members_and_its_connections,
         ]);
     };
 }
@@ -201,4 +203,36 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) 
 /// A fan-out that is up answers `ping`.
 pub async fn a_working_fanout_answers_ping(fanout: &dyn Fanout) {
     fanout.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
+}
+
+/// A newcomer's subscription carries the events published just before it joined, oldest first.
+pub async fn a_newcomer_is_handed_the_recent_events_it_missed(fanout: &dyn Fanout) {
+    let mut ann = join(fanout, "general", "ann").await;
+    for n in 1..=3 {
+        publish(fanout, "general", n).await;
+    }
+    assert_eq!(next_ids(&mut ann, 3).await, [1, 2, 3]);
+    let mut bob = join(fanout, "general", "bob").await;
+    let recent: Vec<u128> = bob.take_recent().iter().map(|p| p.event().id.as_u128()).collect();
+    assert_eq!(recent, [1, 2, 3]);
+    assert!(bob.take_recent().is_empty(), "handed over once");
+    publish(fanout, "general", 4).await;
+    assert_eq!(next_id(&mut bob).await, Ok(4), "live events follow without overlap");
+}
+
+/// `rooms` names every room with members and counts its connections.
+pub async fn rooms_lists_each_room_with_members_and_its_connections(fanout: &dyn Fanout) {
+    let _subscriptions =
+        [join(fanout, "general", "ann").await, join(fanout, "general", "ann").await, join(fanout, "zoo", "bob").await];
+    let dropped = join(fanout, "empty-soon", "cat").await;
+    drop(dropped);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let rooms = fanout.rooms().await.unwrap();
+        if rooms == [(room("general"), 2), (room("zoo"), 1)] {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rooms never settled: {rooms:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
