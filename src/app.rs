@@ -16,6 +16,8 @@ use crate::config::Config;
 
 /// How long a client may take to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long WebSocket connections get to close at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The wired services, and the chat-log writer that must run beside them.
 pub struct App {
@@ -24,6 +26,7 @@ pub struct App {
     writer: ChatLogWriter,
     server: parley_http::ServerConfig,
     body_limit: usize,
+    ws: parley_ws::WsConfig,
 }
 
 impl App {
@@ -46,7 +49,16 @@ impl App {
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
         let chat = Arc::new(Chat::new(fanout, log, recorder, clock, EventIds::new(seed)));
         let server = parley_http::ServerConfig { cors_origins: config.cors_origins.clone(), ..Default::default() };
-        Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize })
+        let ws = parley_ws::WsConfig {
+            auth_mode: config.auth_mode,
+            max_message_bytes: config.ws_max_message as usize,
+            max_connections: config.max_connections as usize,
+            history_on_join: config.history_on_join as usize,
+            messages_per_second: config.rate,
+            message_burst: config.burst,
+            ..parley_ws::WsConfig::default()
+        };
+        Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize, ws })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes the
@@ -58,11 +70,20 @@ impl App {
     ) -> anyhow::Result<()> {
         let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
         let writing = tokio::spawn(self.writer.run_until(async move { writer_stopped.await.unwrap_or(()) }));
+        let rooms = parley_ws::WsRooms::new(Arc::clone(&self.chat), Arc::clone(&self.accounts), self.ws);
+        let upgrade = {
+            let rooms = Arc::clone(&rooms);
+            Arc::new(move |request| {
+                let rooms = Arc::clone(&rooms);
+                Box::pin(rooms.handle(request)) as std::pin::Pin<Box<dyn Future<Output = parley_http::Reply> + Send>>
+            })
+        };
         let api = parley_http::Api {
             accounts: self.accounts,
             chat: self.chat,
             body_limit: self.body_limit,
             body_timeout: BODY_TIMEOUT,
+            websockets: Some(upgrade),
         };
         match listener.local_addr() {
             Ok(address) => tracing::info!("Parley is listening on http://{address}"),
@@ -70,6 +91,9 @@ impl App {
         }
         parley_http::serve(listener, api, self.server, shutdown).await;
         tracing::info!("shutting down");
+        // Rooms first (close 1001 to everyone, their leave notices logged),
+        // then the chat-log writer flushes.
+        rooms.shutdown(SHUTDOWN_GRACE).await;
         // The writer flushes what it holds; whatever is recorded after this goes unlogged.
         let _ = stop_writer.send(());
         writing.await.context("chat-log writer")?;

@@ -65,6 +65,31 @@ pub struct Config {
     #[arg(long, env = "PARLEY_BODY_LIMIT", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024))]
     pub body_limit: u32,
 
+    /// `open`: the original's /ws/chat endpoint is anonymous (as it was);
+    /// `required`: both WebSocket endpoints need an access token.
+    #[arg(long, env = "AUTH_MODE", default_value = "open")]
+    pub auth_mode: parley_ws::AuthMode,
+
+    /// Largest WebSocket message accepted, in bytes (close 1009 above).
+    #[arg(long, env = "PARLEY_WS_MAX_MESSAGE", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
+    pub ws_max_message: u32,
+
+    /// Open WebSocket connections at most.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Past events a JSON-protocol client receives on joining.
+    #[arg(long, env = "PARLEY_HISTORY_ON_JOIN", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub history_on_join: u32,
+
+    /// Messages per second one connection may send (sustained).
+    #[arg(long, env = "PARLEY_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// Messages one connection may send in a burst.
+    #[arg(long, env = "PARLEY_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: u32,
+
     /// Events one room member may have queued before it is cut off as too slow.
     #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,

@@ -49,6 +49,7 @@ impl From<ChatLogError> for ChatError {
 pub struct Member {
     room: RoomName,
     user: DisplayName,
+    joined: EventId,
 }
 
 impl Member {
@@ -57,6 +58,11 @@ impl Member {
     }
     pub fn user(&self) -> &DisplayName {
         &self.user
+    }
+    /// The id of this member's join notice: everything the member sees live
+    /// came at or after it, so history for the member ends before it.
+    pub fn joined(&self) -> EventId {
+        self.joined
     }
 }
 
@@ -83,8 +89,8 @@ impl Chat {
     /// notice is the first event it receives, then tells the room.
     pub async fn join(&self, room: RoomName, user: DisplayName) -> Result<(Member, Subscription), ChatError> {
         let subscription = self.fanout.subscribe(&room, &user).await?;
-        let member = Member { room, user };
-        self.tell_room(&member, EventKind::Joined, MessageText::default()).await?;
+        let mut member = Member { room, user, joined: EventId::from_u128(0) };
+        member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
     }
 

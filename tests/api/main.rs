@@ -3,10 +3,14 @@
 //! app's clients speak to it.
 
 mod helpers;
+mod ws;
 
 mod accounts;
 mod docs;
 mod outage;
 mod protocol;
+mod rooms_compat;
+mod rooms_json;
 mod search;
+mod shutdown;
 mod users;

@@ -76,7 +76,13 @@ async fn spawn_with_storage_down() -> (String, reqwest::Client) {
     let log: Arc<dyn ChatLog> = Arc::new(Down);
     let (recorder, _writer) = ChatRecorder::new(log.clone(), clock.clone(), 16);
     let chat = Arc::new(Chat::new(Arc::new(MemoryFanout::default()), log, recorder, clock, EventIds::new(1)));
-    let api = parley_http::Api { accounts, chat, body_limit: 64 * 1024, body_timeout: Duration::from_secs(5) };
+    let api = parley_http::Api {
+        accounts,
+        chat,
+        body_limit: 64 * 1024,
+        body_timeout: Duration::from_secs(5),
+        websockets: None,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(parley_http::serve(listener, api, parley_http::ServerConfig::default(), std::future::pending()));

@@ -1,5 +1,6 @@
 //! The handlers: each reads its input, calls one service, and shapes the reply.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,17 @@ use crate::wire::{ChatHit, TokenBody, UserBody};
 /// Results per search page when the client does not say.
 const DEFAULT_SEARCH_LIMIT: u64 = 10;
 
+/// Answers a request for a `/ws/...` path (the WebSocket adapter, wired in
+/// by the binary: adapters do not depend on each other).
+pub type Upgrader = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
 /// What the handlers need: the services, and the limits on client input.
 pub struct Api {
     pub accounts: Arc<Accounts>,
     pub chat: Arc<Chat>,
     pub body_limit: usize,
     pub body_timeout: Duration,
+    pub websockets: Option<Upgrader>,
 }
 
 pub type Handled = Result<Reply, ApiError>;

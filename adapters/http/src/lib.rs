@@ -21,5 +21,6 @@ mod routes;
 mod server;
 mod wire;
 
-pub use api::Api;
+pub use api::{Api, Upgrader};
+pub use reply::Reply;
 pub use server::{ServerConfig, serve};

@@ -85,6 +85,11 @@ impl Routes {
     }
 
     pub async fn dispatch(&self, api: &Api, request: Request<Incoming>) -> Handled {
+        if request.uri().path().starts_with("/ws/")
+            && let Some(upgrade) = &api.websockets
+        {
+            return Ok(upgrade(request).await);
+        }
         let (route, param) = match self.router.at(request.uri().path()) {
             Ok(found) => (*found.value, found.params.iter().next().map(|(_, value)| value.to_owned())),
             Err(_) => return Err(ApiError::NotFound),

@@ -1,0 +1,42 @@
+//! Why a connection closes: one code and reason per cause, in one place
+//! (RFC 6455 codes; the reason is what a client shows or logs).
+
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The client said goodbye, or its connection dropped.
+    Normal,
+    /// The server is shutting down; reconnect elsewhere or later.
+    ShuttingDown,
+    /// The member's outbound queue overflowed.
+    TooSlow,
+    /// Two ping intervals without a pong.
+    Unresponsive,
+    Binary,
+    TooBig,
+    InvalidUtf8,
+    ProtocolError,
+    RateLimited,
+    /// The fan-out or the log is down; retry later.
+    Unavailable,
+}
+
+impl Close {
+    pub fn frame(self) -> CloseFrame {
+        let (code, reason) = match self {
+            Close::Normal => (CloseCode::Normal, ""),
+            Close::ShuttingDown => (CloseCode::Away, "server shutting down"),
+            Close::TooSlow => (CloseCode::Policy, "too slow: outbound queue overflowed"),
+            Close::Unresponsive => (CloseCode::Away, "no pong received"),
+            Close::Binary => (CloseCode::Unsupported, "binary frames are not supported"),
+            Close::TooBig => (CloseCode::Size, "message too big"),
+            Close::InvalidUtf8 => (CloseCode::Invalid, "invalid UTF-8"),
+            Close::ProtocolError => (CloseCode::Protocol, "protocol error"),
+            Close::RateLimited => (CloseCode::Policy, "rate limit exceeded"),
+            Close::Unavailable => (CloseCode::Again, "service unavailable, try again later"),
+        };
+        CloseFrame { code, reason: reason.into() }
+    }
+}
