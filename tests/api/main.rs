@@ -11,6 +11,7 @@ mod outage;
 mod protocol;
 mod rooms_compat;
 mod rooms_json;
+mod rooms_rest;
 mod search;
 mod shutdown;
 mod users;

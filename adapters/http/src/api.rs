@@ -7,17 +7,19 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, StatusCode};
-use parley_ports::domain::{Email, FullName, NewUser, Password, RoomName, SearchText, UserPatch, Username};
+use parley_ports::domain::{Email, EventId, FullName, NewUser, Password, RoomName, SearchText, UserPatch, Username};
 use parley_ports::{Accounts, Caller, Chat, SearchOrder, SearchQuery, UserQuery};
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldError};
 use crate::input::{Fields, Query, read_body, user_id};
 use crate::reply::{Reply, empty, json};
-use crate::wire::{ChatHit, TokenBody, UserBody};
+use crate::wire::{ChatHit, MembersBody, RoomBody, TokenBody, UserBody};
 
 /// Results per search page when the client does not say.
 const DEFAULT_SEARCH_LIMIT: u64 = 10;
+/// Events per history page when the client does not say.
+const DEFAULT_HISTORY_LIMIT: u64 = 50;
 
 /// Answers a request for a `/ws/...` path (the WebSocket adapter, wired in
 /// by the binary: adapters do not depend on each other).
@@ -175,6 +177,47 @@ impl Api {
         Ok(json(StatusCode::OK, &hits.into_iter().map(ChatHit::from).collect::<Vec<_>>()))
     }
 
+    /// Rooms with members now, by name.
+    pub async fn rooms(&self) -> Handled {
+        let rooms = self.chat.rooms().await?;
+        let rooms: Vec<RoomBody> =
+            rooms.into_iter().map(|(room, members)| RoomBody { room: room.into_string(), members }).collect();
+        Ok(json(StatusCode::OK, &rooms))
+    }
+
+    /// Who is in a room now.
+    pub async fn room_members(&self, room: &str) -> Handled {
+        let room = room_name(room)?;
+        let members = self.chat.members(&room).await?;
+        let members = members.into_iter().map(|m| m.as_str().to_owned()).collect();
+        Ok(json(StatusCode::OK, &MembersBody { room: room.into_string(), members }))
+    }
+
+    /// A room's events, newest first; `before` (an event id) pages back.
+    pub async fn room_history(&self, request: &Request<Incoming>, room: &str) -> Handled {
+        let room = room_name(room)?;
+        let mut query = Query::of(request.uri());
+        let limit = query.integer("limit", 1, 1000).unwrap_or(DEFAULT_HISTORY_LIMIT);
+        let before = match query.optional("before") {
+            None => None,
+            Some(text) => match text.parse::<EventId>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    query.problems.push(FieldError::new(
+                        "query",
+                        "before",
+                        "value_error",
+                        "Input should be an event id",
+                    ));
+                    None
+                }
+            },
+        };
+        query.problems.finish()?;
+        let events = self.chat.history(&room, before, u32::try_from(limit).unwrap_or(1000)).await?;
+        Ok(json(StatusCode::OK, &events.into_iter().map(ChatHit::from).collect::<Vec<_>>()))
+    }
+
     async fn new_user(&self, request: Request<Incoming>) -> Result<NewUser, ApiError> {
         let body = read_body(request, self.body_limit, self.body_timeout).await?;
         let mut fields = Fields::json(&body)?;
@@ -210,6 +253,13 @@ impl Api {
             .ok_or(ApiError::NotAuthenticated)?;
         Ok(self.accounts.authenticate(token).await?)
     }
+}
+
+/// A room name from the path: percent-decoded UTF-8, then the domain's rules.
+fn room_name(raw: &str) -> Result<RoomName, ApiError> {
+    let invalid = |msg: String| ApiError::Validation(vec![FieldError::new("path", "room", "value_error", msg)]);
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().map_err(|_| invalid("not UTF-8".into()))?;
+    RoomName::parse(decoded.into_owned()).map_err(|e| ApiError::Validation(vec![FieldError::invalid("path", &e)]))
 }
 
 /// Every `None` above was recorded as a problem, so `finish` already returned

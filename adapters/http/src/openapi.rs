@@ -74,6 +74,8 @@ fn with_params(mut operation: Value, params: Vec<Value>) -> Value {
 }
 
 const USER_ID: &str = "user_id";
+/// An event id: a ULID, 26 Crockford base-32 characters.
+const EVENT_ID_PATTERN: &str = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$";
 
 fn user_id_param() -> Value {
     json!({ "name": USER_ID, "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" } })
@@ -189,6 +191,25 @@ fn paths() -> Value {
         "delete": secured(operation("Delete a user (yourself; administrators: anyone)", "users", (204, "Deleted", Value::Null), &[401, 403, 404, 422, 503])),
     });
     let search_path = json!({ "get": search() });
+    let room_param = json!({ "name": "room", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": RoomName::MAX_CHARS } });
+    let events = json!({ "type": "array", "items": reference("ChatHit") });
+    let history = with_params(
+        operation("A room's events, newest first", "chat", (200, "Events, newest first", events), &[422, 503]),
+        vec![
+            query(
+                "before",
+                false,
+                "Only events older than this event id (the last id of the previous page)",
+                json!({ "type": "string", "minLength": 26, "maxLength": 26 }),
+            ),
+            query(
+                "limit",
+                false,
+                "Most events to return",
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 }),
+            ),
+        ],
+    );
     json!({
         "/": { "get": operation("Welcome", "meta", (200, "A welcome message", reference("Welcome")), &[]) },
         "/healthz": { "get": operation("The process is up", "meta", (200, "Up", reference("Health")), &[]) },
@@ -203,6 +224,14 @@ fn paths() -> Value {
         "/api/v1/users/{user_id}": user_path,
         "/api/v1/search": search_path.clone(),
         "/search": search_path,
+        "/api/v1/rooms": {
+            "get": operation("Rooms with members now", "chat", (200, "Rooms by name", json!({ "type": "array", "items": reference("Room") })), &[503])
+        },
+        "/api/v1/rooms/{room}/members": {
+            "parameters": [room_param.clone()],
+            "get": operation("Who is in a room now", "chat", (200, "The members' names, sorted", reference("Members")), &[422, 503])
+        },
+        "/api/v1/rooms/{room}/history": { "parameters": [room_param], "get": history },
     })
 }
 
@@ -269,14 +298,25 @@ fn schemas() -> Value {
         },
         "ChatHit": {
             "type": "object",
-            "required": ["id", "room", "user", "message", "timestamp"],
+            "required": ["id", "type", "room", "user", "message", "timestamp"],
             "properties": {
                 "id": { "type": "string", "minLength": 26, "maxLength": 26, "description": "The event id (a ULID)" },
+                "type": { "type": "string", "enum": ["joined", "message", "left"] },
                 "room": { "type": "string" },
                 "user": { "type": "string" },
                 "message": { "type": "string" },
                 "timestamp": timestamp
             }
+        },
+        "Room": {
+            "type": "object",
+            "required": ["room", "members"],
+            "properties": { "room": { "type": "string" }, "members": { "type": "integer", "minimum": 0, "description": "Open connections" } }
+        },
+        "Members": {
+            "type": "object",
+            "required": ["room", "members"],
+            "properties": { "room": { "type": "string" }, "members": { "type": "array", "items": { "type": "string" } } }
         },
         "Welcome": { "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } } },
         "Health": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": ["ok"] } } },

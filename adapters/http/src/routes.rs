@@ -19,6 +19,9 @@ enum Route {
     Me,
     User,
     Search,
+    Rooms,
+    RoomMembers,
+    RoomHistory,
     OpenApi,
     SwaggerPage,
     SwaggerFile,
@@ -38,6 +41,9 @@ impl Route {
             | Route::Readyz
             | Route::Me
             | Route::Search
+            | Route::Rooms
+            | Route::RoomMembers
+            | Route::RoomHistory
             | Route::OpenApi
             | Route::SwaggerPage
             | Route::SwaggerFile
@@ -47,7 +53,7 @@ impl Route {
     }
 }
 
-const TABLE: [(&str, Route); 17] = [
+const TABLE: [(&str, Route); 20] = [
     ("/", Route::Root),
     ("/healthz", Route::Healthz),
     ("/readyz", Route::Readyz),
@@ -59,6 +65,9 @@ const TABLE: [(&str, Route); 17] = [
     ("/api/v1/users/{user_id}", Route::User),
     ("/api/v1/search", Route::Search),
     ("/search", Route::Search),
+    ("/api/v1/rooms", Route::Rooms),
+    ("/api/v1/rooms/{room}/members", Route::RoomMembers),
+    ("/api/v1/rooms/{room}/history", Route::RoomHistory),
     ("/openapi.json", Route::OpenApi),
     ("/docs", Route::SwaggerPage),
     ("/docs/", Route::SwaggerPage),
@@ -108,6 +117,9 @@ impl Routes {
             (Route::User, Method::PUT) => api.update_user(request, id).await,
             (Route::User, Method::DELETE) => api.delete_user(&request, id).await,
             (Route::Search, Method::GET) => api.search(&request).await,
+            (Route::Rooms, Method::GET) => api.rooms().await,
+            (Route::RoomMembers, Method::GET) => api.room_members(id).await,
+            (Route::RoomHistory, Method::GET) => api.room_history(&request, id).await,
             (Route::OpenApi, Method::GET) => Ok(self.docs.openapi()),
             (Route::SwaggerPage, Method::GET) => Ok(self.docs.swagger_page()),
             (Route::SwaggerFile, Method::GET) => self.docs.swagger_file(id),

@@ -49,10 +49,12 @@ impl From<AccessToken> for TokenBody {
     }
 }
 
-/// One chat-log hit: the original's four fields, and the event id.
+/// One chat-log event: the original's four fields, the event id and its kind.
 #[derive(Serialize)]
 pub struct ChatHit {
     pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     pub room: String,
     pub user: String,
     pub message: String,
@@ -64,10 +66,25 @@ impl From<ChatEvent> for ChatHit {
     fn from(event: ChatEvent) -> Self {
         Self {
             id: event.id.to_string(),
+            kind: event.kind.as_str(),
             room: event.room.as_str().to_owned(),
             user: event.user.as_str().to_owned(),
             message: event.text.as_str().to_owned(),
             timestamp: event.timestamp.to_offset(time::UtcOffset::UTC),
         }
     }
+}
+
+/// A room with members now.
+#[derive(Serialize)]
+pub struct RoomBody {
+    pub room: String,
+    /// Open connections in the room.
+    pub members: usize,
+}
+
+#[derive(Serialize)]
+pub struct MembersBody {
+    pub room: String,
+    pub members: Vec<String>,
 }
