@@ -200,7 +200,7 @@ fn paths() -> Value {
                 "before",
                 false,
                 "Only events older than this event id (the last id of the previous page)",
-                json!({ "type": "string", "minLength": 26, "maxLength": 26 }),
+                json!({ "type": "string", "pattern": EVENT_ID_PATTERN }),
             ),
             query(
                 "limit",
