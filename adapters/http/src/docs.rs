@@ -1,5 +1,6 @@
-//! `/openapi.json`, Swagger UI at `/docs` and ReDoc at `/redoc`, every asset
-//! embedded in the binary so the pages work without internet access.
+//! The pages Parley serves itself — `/openapi.json`, Swagger UI at `/docs`,
+//! ReDoc at `/redoc`, the web chat at `/chat` — every asset embedded in the
+//! binary so they work without internet access.
 
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -9,6 +10,7 @@ use crate::error::ApiError;
 use crate::reply::{Reply, bytes};
 
 const REDOC_JS: &[u8] = include_bytes!("../assets/redoc/redoc.standalone.js");
+const CHAT_PAGE: &str = include_str!("../assets/chat/index.html");
 
 const SWAGGER_PAGE: &str = r##"<!doctype html>
 <html lang="en">
@@ -73,6 +75,11 @@ impl Docs {
 
     pub fn redoc_page(&self) -> Reply {
         bytes(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(REDOC_PAGE.as_bytes()))
+    }
+
+    /// The web chat page: sign in or pick a name, join a room, talk.
+    pub fn chat_page(&self) -> Reply {
+        bytes(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(CHAT_PAGE.as_bytes()))
     }
 
     pub fn redoc_script(&self) -> Reply {

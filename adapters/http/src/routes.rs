@@ -23,6 +23,7 @@ enum Route {
     RoomMembers,
     RoomHistory,
     OpenApi,
+    ChatPage,
     SwaggerPage,
     SwaggerFile,
     RedocPage,
@@ -45,6 +46,7 @@ impl Route {
             | Route::RoomMembers
             | Route::RoomHistory
             | Route::OpenApi
+            | Route::ChatPage
             | Route::SwaggerPage
             | Route::SwaggerFile
             | Route::RedocPage
@@ -53,7 +55,7 @@ impl Route {
     }
 }
 
-const TABLE: [(&str, Route); 20] = [
+const TABLE: [(&str, Route); 21] = [
     ("/", Route::Root),
     ("/healthz", Route::Healthz),
     ("/readyz", Route::Readyz),
@@ -69,6 +71,7 @@ const TABLE: [(&str, Route); 20] = [
     ("/api/v1/rooms/{room}/members", Route::RoomMembers),
     ("/api/v1/rooms/{room}/history", Route::RoomHistory),
     ("/openapi.json", Route::OpenApi),
+    ("/chat", Route::ChatPage),
     ("/docs", Route::SwaggerPage),
     ("/docs/", Route::SwaggerPage),
     ("/docs/{file}", Route::SwaggerFile),
@@ -121,6 +124,7 @@ impl Routes {
             (Route::RoomMembers, Method::GET) => api.room_members(id).await,
             (Route::RoomHistory, Method::GET) => api.room_history(&request, id).await,
             (Route::OpenApi, Method::GET) => Ok(self.docs.openapi()),
+            (Route::ChatPage, Method::GET) => Ok(self.docs.chat_page()),
             (Route::SwaggerPage, Method::GET) => Ok(self.docs.swagger_page()),
             (Route::SwaggerFile, Method::GET) => self.docs.swagger_file(id),
             (Route::RedocPage, Method::GET) => Ok(self.docs.redoc_page()),
@@ -143,8 +147,8 @@ mod tests {
     use super::*;
 
     /// Routes serving the documentation itself, which the document does not list.
-    const DOCUMENTATION: [Route; 5] =
-        [Route::OpenApi, Route::SwaggerPage, Route::SwaggerFile, Route::RedocPage, Route::RedocScript];
+    const DOCUMENTATION: [Route; 6] =
+        [Route::OpenApi, Route::ChatPage, Route::SwaggerPage, Route::SwaggerFile, Route::RedocPage, Route::RedocScript];
 
     #[test]
     fn the_openapi_document_lists_exactly_the_routes_served() {

@@ -1,0 +1,111 @@
+// The web chat page in a real headless Chromium: two signed-in users and a
+// guest in one room see each other's messages and presence.
+// Run: PARLEY_BIN=../../target/debug/parley node --test   (from this folder)
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const binary = process.env.PARLEY_BIN ?? new URL("../../target/debug/parley", import.meta.url).pathname;
+let server, base, browser;
+
+before(async () => {
+  server = spawn(binary, [], {
+    env: { ...process.env, PORT: "0", NO_COLOR: "1", ARGON2_MEMORY_KIB: "64", ARGON2_ITERATIONS: "1", RUST_LOG: "info" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  base = await new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`parley did not start:\n${seen}`)), 20000);
+    server.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const found = seen.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (found) { clearTimeout(timer); resolve(found[1]); }
+    });
+    server.on("exit", (code) => reject(new Error(`parley exited with ${code}:\n${seen}`)));
+  });
+  for (const name of ["ann", "bob"]) {
+    const response = await fetch(`${base}/api/v1/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: `${name}@example.com`, username: name, password: "correct horse" }),
+    });
+    assert.equal(response.status, 201);
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+           "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+async function signIn(name, room) {
+  const page = await (await browser.newContext()).newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("requestfailed", (request) => problems.push(`failed: ${request.url()}`));
+  page.on("request", (request) => { if (!request.url().startsWith(base.replace("http", "ws")) && !request.url().startsWith(base)) problems.push(`external: ${request.url()}`); });
+  await page.goto(`${base}/chat`);
+  await page.fill("#login-username", name);
+  await page.fill("#login-password", "correct horse");
+  await page.click("#login-button");
+  await page.waitForFunction((who) => document.getElementById("status").textContent.includes(`signed in as ${who}`), name);
+  await page.fill("#room", room);
+  await page.click("#join");
+  await page.waitForFunction(() => !document.getElementById("text").disabled);
+  return { page, problems };
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+const lines = (page) => page.$$eval("#messages li", (items) => items.map((item) => item.textContent));
+const names = (page) => page.$$eval("#members li", (items) => items.map((item) => item.textContent));
+
+async function waitForLine(page, text) {
+  await page.waitForFunction((wanted) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent === wanted), text, { timeout: 10000 });
+}
+
+test("two signed-in users and a guest in one room see each other", async () => {
+  const ann = await signIn("ann", "lobby");
+  const bob = await signIn("bob", "lobby");
+  await waitForLine(ann.page, "🔵 bob joined the room.");
+
+  await say(ann.page, "hello from ann");
+  await waitForLine(bob.page, "ann: hello from ann");
+  await say(bob.page, "hi ann, bob here");
+  await waitForLine(ann.page, "bob: hi ann, bob here");
+  await ann.page.waitForFunction(() => document.querySelectorAll("#members li").length === 2);
+  assert.deepEqual(await names(ann.page), ["ann", "bob"]);
+  assert.deepEqual(await names(bob.page), ["ann", "bob"]);
+
+  // A guest uses the original protocol, and gets the history over REST.
+  const guest = await (await browser.newContext()).newPage();
+  await guest.goto(`${base}/chat`);
+  await guest.fill("#guest-name", "visitor");
+  await guest.fill("#room", "lobby");
+  await guest.click("#join");
+  await waitForLine(guest, "🔵 visitor joined the room.");
+  assert.ok((await lines(guest)).includes("ann: hello from ann"), "the guest sees what was said before");
+  await say(guest, "a guest says hi");
+  await waitForLine(ann.page, "visitor: a guest says hi");
+  await waitForLine(bob.page, "visitor: a guest says hi");
+
+  // Text is shown as text, never as markup.
+  await say(bob.page, "<img src=x onerror=alert(1)>");
+  await waitForLine(ann.page, "bob: <img src=x onerror=alert(1)>");
+  assert.equal(await ann.page.$$eval("#messages img", (found) => found.length), 0);
+
+  await bob.page.click("#leave");
+  await waitForLine(ann.page, "🔴 bob left the room.");
+  await ann.page.waitForFunction(() => document.querySelectorAll("#members li").length === 2);
+  assert.deepEqual(await names(ann.page), ["ann", "visitor"]);
+  assert.deepEqual([...ann.problems, ...bob.problems], [], "no script errors, failed or external requests");
+});
