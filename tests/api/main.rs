@@ -7,6 +7,7 @@ mod ws;
 
 mod accounts;
 mod docs;
+mod flaky_log;
 mod outage;
 mod protocol;
 mod rooms_compat;
