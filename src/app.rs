@@ -56,6 +56,7 @@ impl App {
             history_on_join: config.history_on_join as usize,
             messages_per_second: config.rate,
             message_burst: config.burst,
+            ping_interval: Duration::from_secs(config.ping_seconds),
             ..parley_ws::WsConfig::default()
         };
         Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize, ws })

@@ -90,6 +90,10 @@ pub struct Config {
     #[arg(long, env = "PARLEY_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: u32,
 
+    /// Seconds between WebSocket pings; two without a pong close the connection.
+    #[arg(long, env = "PARLEY_PING_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ping_seconds: u64,
+
     /// Events one room member may have queued before it is cut off as too slow.
     #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,

@@ -30,6 +30,7 @@ const CONFIG_VARS: &[&str] = &[
     "PARLEY_HISTORY_ON_JOIN",
     "PARLEY_RATE",
     "PARLEY_BURST",
+    "PARLEY_PING_SECONDS",
     "RUST_LOG",
 ];
 

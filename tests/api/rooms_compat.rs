@@ -192,3 +192,20 @@ async fn with_auth_required_the_text_protocol_needs_the_users_own_token() {
     let mut client = connect(&app, &format!("/ws/chat/general/ann?token={}", ann.token)).await;
     assert_eq!(text(&mut client).await, "🔵 ann joined the room.");
 }
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&["--ping-seconds", "1"]).await;
+    let address = app.address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET /ws/chat/general/mute HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // Never answer: after two silent intervals the server closes, saying why.
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), socket.read_to_end(&mut received)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("no pong received"), "{text}");
+}
