@@ -7,17 +7,20 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use parley_auth::{Argon2Hasher, JwtIssuer};
-use parley_memory::{MemoryChatLog, MemoryFanout, MemoryUserStore, SystemClock};
+use parley_memory::{MemoryFanout, SystemClock};
 use parley_ports::domain::EventIds;
-use parley_ports::{Accounts, Chat, ChatLog, ChatLogWriter, ChatRecorder, Clock, Fanout, UserStore};
+use parley_ports::{Accounts, Chat, ChatLogWriter, ChatRecorder, Clock, Fanout};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::storage::Storage;
 
 /// How long a client may take to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long WebSocket connections get to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long startup waits for an unreachable database before giving up.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The wired services, and the chat-log writer that must run beside them.
 pub struct App {
@@ -30,16 +33,20 @@ pub struct App {
 }
 
 impl App {
-    pub fn build(config: &Config) -> anyhow::Result<Self> {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let users = user_store(&config.database_url)?;
-        let log = chat_log(config.elastic_url.as_deref())?;
+        if let Some(url) = &config.elastic_url {
+            bail!("ELASTIC_URL={url}: Elasticsearch is not supported by this build yet (issue 7); unset it");
+        }
+        let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
+        let (users, log) = storage.open(STARTUP_DEADLINE).await?;
+        tracing::info!("users and the chat log are kept in {}", storage.describe());
 
         // Hashes run on the blocking pool; two per core keeps the cores busy
         // without letting a login flood claim gigabytes of argon2 memory.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hasher = Arc::new(Argon2Hasher::new(config.hash_cost(), 2 * cores).context("ARGON2_* settings")?);
-        let secret = jwt_secret(config.jwt_secret.as_deref())?;
+        let secret = jwt_secret(config.jwt_secret.as_deref(), &storage, &config.data_dir)?;
         let tokens =
             Arc::new(JwtIssuer::new(&secret, config.jwt_algorithm, config.token_lifetime(), Arc::clone(&clock)));
         let accounts = Arc::new(Accounts::new(users, hasher, tokens, Arc::clone(&clock)));
@@ -102,39 +109,50 @@ impl App {
     }
 }
 
-fn user_store(database_url: &str) -> anyhow::Result<Arc<dyn UserStore>> {
-    match database_url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("memory") => Ok(Arc::new(MemoryUserStore::default())),
-        Some(scheme) if scheme.starts_with("mysql") || scheme == "mariadb" || scheme == "sqlite" => {
-            bail!("DATABASE_URL: {scheme}:// is not supported by this build yet (issue 6); use memory://")
+/// The configured signing secret; unset, one generated once and kept in the
+/// data directory (so tokens survive restarts), or a random one per run when
+/// nothing is kept on disk.
+fn jwt_secret(configured: Option<&str>, storage: &Storage, data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        if secret.len() < 32 {
+            tracing::warn!("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits of secret");
         }
-        _ => bail!("DATABASE_URL: {database_url:?} is not a database URL this build knows; use memory://"),
+        return Ok(secret.as_bytes().to_vec());
     }
+    if matches!(storage, Storage::Memory | Storage::SqliteMemory) {
+        tracing::warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart");
+        return random_secret();
+    }
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(kept) if kept.trim().len() >= 32 => return Ok(kept.trim().as_bytes().to_vec()),
+        Ok(_) => bail!("{} holds no usable secret; delete it or set JWT_SECRET", path.display()),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error).with_context(|| format!("reading {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let secret: String = random_secret()?.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!("JWT_SECRET is not set: generated one and kept it in {}", path.display());
+    Ok(secret.into_bytes())
 }
 
-fn chat_log(elastic_url: Option<&str>) -> anyhow::Result<Arc<dyn ChatLog>> {
-    match elastic_url {
-        None => Ok(Arc::new(MemoryChatLog::default())),
-        Some(url) => bail!("ELASTIC_URL={url}: Elasticsearch is not supported by this build yet (issue 7); unset it"),
-    }
+fn random_secret() -> anyhow::Result<Vec<u8>> {
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).context("generating a JWT secret")?;
+    Ok(secret)
 }
 
-/// The configured signing secret, or a random one for this run only.
-fn jwt_secret(configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    match configured {
-        Some(secret) => {
-            if secret.len() < 32 {
-                tracing::warn!("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits of secret");
-            }
-            Ok(secret.as_bytes().to_vec())
-        }
-        None => {
-            tracing::warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart");
-            let mut secret = vec![0u8; 32];
-            getrandom::fill(&mut secret).context("generating a JWT secret")?;
-            Ok(secret)
-        }
-    }
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }
 
 #[cfg(test)]
@@ -143,29 +161,28 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn unsupported_database_and_search_urls_are_refused_naming_the_variable() {
-        let mysql = user_store("mysql+mysqlconnector://root:pw@localhost/db").err().unwrap().to_string();
-        assert!(mysql.starts_with("DATABASE_URL: mysql+mysqlconnector://"), "{mysql}");
-        let junk = user_store("not a url").err().unwrap().to_string();
-        assert!(junk.starts_with("DATABASE_URL"), "{junk}");
-        let elastic = chat_log(Some("http://127.0.0.1:9200")).err().unwrap().to_string();
-        assert!(elastic.starts_with("ELASTIC_URL"), "{elastic}");
-    }
-
-    #[test]
-    fn a_missing_secret_is_replaced_by_a_random_one() {
-        let a = jwt_secret(None).unwrap();
-        let b = jwt_secret(None).unwrap();
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-        assert_eq!(jwt_secret(Some("configured")).unwrap(), b"configured");
+    fn a_missing_secret_is_generated_once_and_kept_beside_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::SqliteFile(dir.path().join("parley.db"));
+        let first = jwt_secret(None, &storage, dir.path()).unwrap();
+        let again = jwt_secret(None, &storage, dir.path()).unwrap();
+        assert_eq!(first, again, "the same secret after a restart");
+        assert_eq!(first.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("jwt-secret")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let in_memory = jwt_secret(None, &Storage::Memory, dir.path()).unwrap();
+        assert_ne!(in_memory, jwt_secret(None, &Storage::Memory, dir.path()).unwrap());
+        assert_eq!(jwt_secret(Some("configured"), &storage, dir.path()).unwrap(), b"configured");
     }
 
     #[tokio::test]
     async fn the_wired_services_register_log_in_and_chat() {
-        let config =
-            Config::try_parse_from(["parley", "--argon2-memory-kib", "64", "--argon2-iterations", "1"]).unwrap();
-        let app = App::build(&config).unwrap();
+        let args = ["parley", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--database-url", "memory://"];
+        let app = App::build(&Config::try_parse_from(args).unwrap()).await.unwrap();
         let new = parley_ports::domain::NewUser {
             email: parley_ports::domain::Email::parse("ann@example.com").unwrap(),
             username: parley_ports::domain::Username::parse("ann").unwrap(),

@@ -24,9 +24,16 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// Where users are stored. Only `memory://` (forgotten on exit) in this build.
-    #[arg(long, env = "DATABASE_URL", default_value = "memory://")]
-    pub database_url: String,
+    /// Where users and the chat log are kept: unset for SQLite in the data
+    /// directory; `sqlite://PATH`, `sqlite::memory:`, `memory://` (forgotten on
+    /// exit), or `mysql://USER:PASSWORD@HOST/DB` (also `mariadb://`, and the
+    /// original's `mysql+mysqlconnector://` and `mysql+pymysql://`).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Where the embedded database and the generated token secret live.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
+    pub data_dir: std::path::PathBuf,
 
     /// Elasticsearch for the chat log. Not supported by this build yet.
     #[arg(long, env = "ELASTIC_URL")]

@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_ansi(colour)
         .init();
-    let app = match App::build(&config) {
+    let app = match App::build(&config).await {
         Ok(app) => app,
         Err(error) => {
             tracing::error!("cannot start: {error:#}");

@@ -12,6 +12,7 @@ const CONFIG_VARS: &[&str] = &[
     "HOST",
     "PORT",
     "DATABASE_URL",
+    "PARLEY_DATA_DIR",
     "ELASTIC_URL",
     "JWT_SECRET",
     "SECRET_KEY",
@@ -136,4 +137,106 @@ fn settings_in_dot_env_are_read_but_the_real_environment_wins() {
     wait_for(&lines, "Parley is listening");
     terminate(&child);
     assert!(child.wait().unwrap().success());
+}
+
+/// A running `parley` process, found by its "listening" log line.
+struct Running {
+    child: Child,
+    address: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let (child, lines) = start(dir, env);
+        let seen = wait_for(&lines, "Parley is listening on http://");
+        let line = seen.last().expect("a listening line");
+        let address = line[line.find("http://").expect("an address")..].trim().to_owned();
+        Self { child, address, lines }
+    }
+
+    fn stop(mut self) {
+        terminate(&self.child);
+        wait_for(&self.lines, "shutting down");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Registers, logs in, says something over the original protocol, and
+/// returns the token.
+async fn chat_once(address: &str) -> String {
+    use futures_util::SinkExt;
+    let client = reqwest::Client::new();
+    let user = serde_json::json!({"email": "ann@example.com", "username": "ann", "password": "correct horse"});
+    let registered = client.post(format!("{address}/api/v1/auth/register")).json(&user).send().await.unwrap();
+    assert_eq!(registered.status(), 201);
+    let login = [("username", "ann"), ("password", "correct horse")];
+    let token: serde_json::Value =
+        client.post(format!("{address}/api/v1/auth/login")).form(&login).send().await.unwrap().json().await.unwrap();
+    let url = format!("{}/ws/chat/general/ann", address.replacen("http://", "ws://", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket.send(tokio_tungstenite::tungstenite::Message::Text("remember this sentence".into())).await.unwrap();
+    socket.close(None).await.unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+/// After a restart: the user logs in, the old token still works (the secret
+/// was kept), and history and search return what was said.
+async fn remembered(address: &str, token: &str) {
+    let client = reqwest::Client::new();
+    let login = [("username", "ann@example.com"), ("password", "correct horse")];
+    assert_eq!(client.post(format!("{address}/api/v1/auth/login")).form(&login).send().await.unwrap().status(), 200);
+    let me = client.get(format!("{address}/api/v1/users/me")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.status(), 200, "a token from before the restart is still valid");
+    let history: serde_json::Value =
+        client.get(format!("{address}/api/v1/rooms/general/history")).send().await.unwrap().json().await.unwrap();
+    let said: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(said.contains(&"remember this sentence"), "{history}");
+    let hits: serde_json::Value =
+        client.get(format!("{address}/search?room=general&query=sentence")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(hits[0]["message"], "remember this sentence");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_nothing_set_everything_survives_a_restart_in_parley_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Running::start(dir.path(), &[("ARGON2_MEMORY_KIB", "64"), ("ARGON2_ITERATIONS", "1")]);
+    let token = chat_once(&first.address).await;
+    first.stop();
+    assert!(dir.path().join("parley-data/parley.db").exists());
+    assert!(dir.path().join("parley-data/jwt-secret").exists());
+    let second = Running::start(dir.path(), &[("ARGON2_MEMORY_KIB", "64"), ("ARGON2_ITERATIONS", "1")]);
+    remembered(&second.address, &token).await;
+    second.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_mysql_everything_survives_a_restart() {
+    use sqlx::Connection;
+    let server = std::env::var("PARLEY_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned());
+    let mut admin = match sqlx::MySqlConnection::connect(&server).await {
+        Ok(connection) => connection,
+        Err(error) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but no MySQL at {server}: {error}")
+        }
+        Err(error) => return eprintln!("skipped: no MySQL/MariaDB at {server} ({error})"),
+    };
+    let name = format!("parley_restart_{}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE `{name}`")).execute(&mut admin).await.unwrap();
+    // The original app's own URL form.
+    let url = format!("{}/{name}", server.replacen("mysql://", "mysql+mysqlconnector://", 1));
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("JWT_SECRET", "a shared secret of thirty-two by"),
+        ("ARGON2_MEMORY_KIB", "64"),
+        ("ARGON2_ITERATIONS", "1"),
+    ];
+    let first = Running::start(dir.path(), &env);
+    let token = chat_once(&first.address).await;
+    first.stop();
+    let second = Running::start(dir.path(), &env);
+    remembered(&second.address, &token).await;
+    second.stop();
+    sqlx::query(&format!("DROP DATABASE `{name}`")).execute(&mut admin).await.unwrap();
 }

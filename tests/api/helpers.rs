@@ -23,10 +23,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    let mut args = vec!["parley", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--jwt-secret", SECRET];
+    let mut args = vec![
+        "parley",
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+        "--jwt-secret",
+        SECRET,
+        "--database-url",
+        "memory://",
+    ];
     args.extend_from_slice(extra);
     let config = Config::try_parse_from(args).expect("test configuration parses");
-    let app = App::build(&config).expect("app builds");
+    let app = App::build(&config).await.expect("app builds");
     let chat = Arc::clone(&app.chat);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let address = format!("http://{}", listener.local_addr().unwrap());

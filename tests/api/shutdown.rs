@@ -13,8 +13,17 @@ use crate::ws::{closed, connect, send, text};
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_1001_and_flushes_the_chat_log() {
-    let config = Config::try_parse_from(["parley", "--argon2-memory-kib", "64", "--argon2-iterations", "1"]).unwrap();
-    let app = App::build(&config).unwrap();
+    let config = Config::try_parse_from([
+        "parley",
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+        "--database-url",
+        "memory://",
+    ])
+    .unwrap();
+    let app = App::build(&config).await.unwrap();
     let chat = Arc::clone(&app.chat);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

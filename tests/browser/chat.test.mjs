@@ -5,13 +5,17 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const binary = process.env.PARLEY_BIN ?? new URL("../../target/debug/parley", import.meta.url).pathname;
 let server, base, browser;
+const dataDir = mkdtempSync(join(tmpdir(), "parley-browser-"));
 
 before(async () => {
   server = spawn(binary, [], {
-    env: { ...process.env, PORT: "0", NO_COLOR: "1", ARGON2_MEMORY_KIB: "64", ARGON2_ITERATIONS: "1", RUST_LOG: "info" },
+    env: { ...process.env, PARLEY_DATA_DIR: dataDir, PORT: "0", NO_COLOR: "1", ARGON2_MEMORY_KIB: "64", ARGON2_ITERATIONS: "1", RUST_LOG: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   base = await new Promise((resolve, reject) => {
@@ -42,6 +46,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.kill("SIGTERM");
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function signIn(name, room) {

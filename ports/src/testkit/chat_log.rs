@@ -9,8 +9,8 @@ use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, Messag
 /// Runs every `ChatLog` rule against `$make`, an `async` block giving a fresh, empty log.
 #[macro_export]
 macro_rules! chat_log_contract {
-    ($make:expr) => {
-        $crate::__contract_tests!(chat_log, async $make, [
+    ($($args:tt)+) => {
+        $crate::__contract_tests!(chat_log, [
             history_is_newest_first_with_every_field_intact,
             history_pages_backwards_with_the_before_cursor,
             history_keeps_rooms_apart,
@@ -25,7 +25,7 @@ macro_rules! chat_log_contract {
             empty_room_and_no_match_give_empty_results,
             text_in_any_script_round_trips,
             a_working_log_answers_ping,
-        ]);
+        ], $($args)+);
     };
 }
 

@@ -21,8 +21,8 @@ const PATIENCE: Duration = Duration::from_secs(5);
 /// fan-out whose per-member queues hold at most [`MAX_QUEUE`] events.
 #[macro_export]
 macro_rules! fanout_contract {
-    ($make:expr) => {
-        $crate::__contract_tests!(fanout, async $make, [
+    ($($args:tt)+) => {
+        $crate::__contract_tests!(fanout, [
             a_member_receives_the_rooms_events_in_publish_order,
             every_member_receives_every_event_in_the_same_order,
             events_stay_in_their_room,
@@ -34,7 +34,7 @@ macro_rules! fanout_contract {
             a_working_fanout_answers_ping,
             a_newcomer_is_handed_the_recent_events_it_missed,
             rooms_lists_each_room_with_members_and_its_connections,
-        ]);
+        ], $($args)+);
     };
 }
 

@@ -6,15 +6,15 @@ use crate::password_hasher::{PasswordHasher, Verdict};
 /// Runs every `PasswordHasher` rule against `$make`, an `async` block giving a hasher.
 #[macro_export]
 macro_rules! password_hasher_contract {
-    ($make:expr) => {
-        $crate::__contract_tests!(password_hasher, async $make, [
+    ($($args:tt)+) => {
+        $crate::__contract_tests!(password_hasher, [
             a_hash_verifies_with_its_password,
             a_wrong_password_is_a_mismatch,
             hashing_the_same_password_twice_gives_different_salted_hashes,
             a_hash_never_contains_the_password,
             an_unreadable_stored_hash_is_a_mismatch_not_an_error,
             passwords_in_any_script_verify,
-        ]);
+        ], $($args)+);
     };
 }
 

@@ -16,14 +16,14 @@ use crate::token_issuer::{TokenError, TokenIssuer};
 /// TokenIssuer` giving an issuer with a fresh key on the given clock.
 #[macro_export]
 macro_rules! token_issuer_contract {
-    ($make:expr) => {
-        $crate::__contract_tests!(token_issuer, factory $make, [
+    ($($args:tt)+) => {
+        $crate::__contract_tests!(token_issuer, [
             an_issued_token_names_its_user,
             a_token_with_any_character_changed_is_invalid,
             malformed_tokens_are_invalid,
             a_token_from_another_issuer_is_invalid,
             a_token_is_valid_until_its_lifetime_has_passed,
-        ]);
+        ], factory $($args)+);
     };
 }
 

@@ -9,8 +9,8 @@ use crate::user_store::{NewUserRecord, UserChanges, UserQuery, UserStore, UserSt
 /// Runs every `UserStore` rule against `$make`, an `async` block giving a fresh, empty store.
 #[macro_export]
 macro_rules! user_store_contract {
-    ($make:expr) => {
-        $crate::__contract_tests!(user_store, async $make, [
+    ($($args:tt)+) => {
+        $crate::__contract_tests!(user_store, [
             create_returns_the_stored_user_with_a_fresh_id,
             ids_increase_with_each_user,
             the_first_user_is_an_administrator_and_later_ones_are_not,
@@ -32,7 +32,7 @@ macro_rules! user_store_contract {
             delete_of_an_unknown_user_is_not_found,
             text_in_any_script_round_trips,
             a_working_store_answers_ping,
-        ]);
+        ], $($args)+);
     };
 }
 
