@@ -23,17 +23,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    let mut args = vec![
-        "parley",
-        "--argon2-memory-kib",
-        "64",
-        "--argon2-iterations",
-        "1",
-        "--jwt-secret",
-        SECRET,
-        "--database-url",
-        "memory://",
-    ];
+    let mut args = vec!["parley", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--jwt-secret", SECRET];
+    if !extra.contains(&"--database-url") {
+        args.extend_from_slice(&["--database-url", "memory://"]);
+    }
     args.extend_from_slice(extra);
     let config = Config::try_parse_from(args).expect("test configuration parses");
     let app = App::build(&config).await.expect("app builds");

@@ -11,8 +11,16 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::Tls(_) => true,
         // Server shutting down (1053), too many connections (1040), lost
         // connection (2013) and gone away (2006).
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("1053" | "1040" | "2013" | "2006" | "08S01")),
+        sqlx::Error::Database(_) => matches!(server_error_number(error), Some(1053 | 1040 | 2013 | 2006)),
         _ => false,
+    }
+}
+
+/// The server's own error number (sqlx's `code()` is the SQLSTATE).
+pub fn server_error_number(error: &sqlx::Error) -> Option<u16> {
+    match error {
+        sqlx::Error::Database(db) => db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()),
+        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::MySqlPool;
+use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::MySqlPoolOptions;
 
 pub use chat_log::MysqlChatLog;
@@ -46,6 +47,11 @@ pub enum ConnectError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+/// MySQL's "Unknown database" (1049).
+fn is_unknown_database(error: &sqlx::Error) -> bool {
+    errors::server_error_number(error) == Some(1049)
+}
+
 impl MysqlDatabase {
     /// Connects to `url` (`mysql://user:password@host:port/db`), retrying with
     /// backoff while the server is unreachable, for at most `deadline`; then
@@ -65,6 +71,12 @@ impl MysqlDatabase {
                     tracing::warn!(%error, retry_in = ?backoff, "database unreachable; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) if is_unknown_database(&error) => {
+                    // Like the original, which created its table at startup,
+                    // go one step further and create the database too.
+                    tracing::info!("the database in DATABASE_URL does not exist; creating it");
+                    sqlx::MySql::create_database(url).await.map_err(ConnectError::Refused)?;
                 }
                 Err(error) => return Err(ConnectError::Refused(error)),
             }

@@ -65,3 +65,25 @@ pub async fn fresh_database() -> Option<MysqlDatabase> {
     database.keep = Some(Arc::new(guard));
     Some(database)
 }
+
+/// An empty database on the test server, not yet migrated, with the guard
+/// that drops it; `None` as for [`fresh_database`].
+pub async fn empty_database() -> Option<(String, Arc<dyn Send + Sync>)> {
+    let server = server_url();
+    let mut admin = match sqlx::MySqlConnection::connect(&server).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true but no MySQL at {server}: {error}");
+            eprintln!("skipped: no MySQL/MariaDB test server at {server} ({error})");
+            return None;
+        }
+    };
+    let name = format!(
+        "parley_adopt_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+    );
+    sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET latin1")).execute(&mut admin).await.ok()?;
+    let guard: Arc<dyn Send + Sync> = Arc::new(DropDatabase { server: server.clone(), name: name.clone() });
+    Some((format!("{server}/{name}"), guard))
+}

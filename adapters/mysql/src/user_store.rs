@@ -218,3 +218,63 @@ mod tests {
 
     parley_ports::user_store_contract!(optional async { fresh_database().await.map(|db| db.users()) });
 }
+
+#[cfg(test)]
+mod adoption {
+    use std::time::Duration;
+
+    use parley_ports::UserStore;
+    use sqlx::Connection;
+
+    use crate::MysqlDatabase;
+    use crate::testing::empty_database;
+
+    /// The table as the original app's SQLAlchemy model created it, on a
+    /// latin1 server default, holding a user with a passlib bcrypt hash.
+    const ORIGINAL_TABLE: &str = "CREATE TABLE users (
+        id INTEGER NOT NULL AUTO_INCREMENT, username VARCHAR(50), email VARCHAR(100),
+        hashed_password VARCHAR(255), full_name VARCHAR(100), is_active BOOL, is_admin BOOL,
+        created_at DATETIME DEFAULT now(), updated_at DATETIME,
+        PRIMARY KEY (id), UNIQUE INDEX ix_users_username (username), UNIQUE INDEX ix_users_email (email), INDEX ix_users_id (id)
+    )";
+
+    #[tokio::test]
+    async fn the_original_apps_table_is_adopted_in_place_with_its_users() {
+        let Some((url, _guard)) = empty_database().await else { return };
+        let mut connection = sqlx::MySqlConnection::connect(&url).await.unwrap();
+        sqlx::query(ORIGINAL_TABLE).execute(&mut connection).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (username, email, hashed_password, full_name, is_active, is_admin) \
+             VALUES ('legacy', 'legacy@example.com', '$2b$12$abcdefghijklmnopqrstuuBVtuhOyJmCvDG8wKMJgyfGmSJ4J7lde', 'Old Timer', 1, 1)",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+        let database = MysqlDatabase::connect(&url, Duration::from_secs(10)).await.unwrap();
+        let users = database.users();
+        let found = users.find_by_login("LEGACY@example.com").await.unwrap().expect("the original's user is there");
+        assert_eq!((found.user.username.as_str(), found.user.is_admin), ("legacy", true));
+        assert!(found.password_hash.as_str().starts_with("$2b$12$"), "its bcrypt hash is kept for the next login");
+
+        let charset: String = sqlx::query_scalar(
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND COLUMN_NAME = 'full_name'",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        assert_eq!(charset, "utf8mb4", "converted in place so names in any script fit");
+        let new = parley_ports::NewUserRecord {
+            email: parley_ports::domain::Email::parse("zoë@example.com").unwrap(),
+            username: parley_ports::domain::Username::parse("zoe").unwrap(),
+            full_name: Some(parley_ports::domain::FullName::parse("Zoë 日本").unwrap()),
+            password_hash: parley_ports::domain::PasswordHash::new("$argon2id$x".into()),
+            is_active: true,
+            created_at: time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        };
+        let zoe = users.create(new).await.unwrap();
+        assert!(!zoe.is_admin, "the adopted table already had its first user");
+        assert_eq!(zoe.full_name.unwrap().as_str(), "Zoë 日本");
+    }
+}
