@@ -19,8 +19,6 @@ use crate::storage::Storage;
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long WebSocket connections get to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long startup waits for an unreachable database before giving up.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The wired services, and the chat-log writer that must run beside them.
 pub struct App {
@@ -39,7 +37,7 @@ impl App {
             bail!("ELASTIC_URL={url}: Elasticsearch is not supported by this build yet (issue 7); unset it");
         }
         let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
-        let (users, log) = storage.open(STARTUP_DEADLINE).await?;
+        let (users, log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
         tracing::info!("users and the chat log are kept in {}", storage.describe());
 
         // Hashes run on the blocking pool; two per core keeps the cores busy

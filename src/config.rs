@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// How long startup waits for an unreachable database, retrying with
+    /// backoff, before it gives up.
+    #[arg(long, env = "PARLEY_DB_WAIT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub db_wait_seconds: u64,
+
     /// Where the embedded database and the generated token secret live.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: std::path::PathBuf,

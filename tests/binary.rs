@@ -13,6 +13,7 @@ const CONFIG_VARS: &[&str] = &[
     "PORT",
     "DATABASE_URL",
     "PARLEY_DATA_DIR",
+    "PARLEY_DB_WAIT_SECONDS",
     "ELASTIC_URL",
     "JWT_SECRET",
     "SECRET_KEY",
@@ -239,4 +240,18 @@ async fn on_mysql_everything_survives_a_restart() {
     remembered(&second.address, &token).await;
     second.stop();
     sqlx::query(&format!("DROP DATABASE `{name}`")).execute(&mut admin).await.unwrap();
+}
+
+#[test]
+fn an_unreachable_database_is_retried_for_a_while_then_startup_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("mysql://root@127.0.0.1:{port}/parley");
+    let output = run_to_exit(dir.path(), &[("DATABASE_URL", &url), ("PARLEY_DB_WAIT_SECONDS", "5")]);
+    assert!(!output.status.success());
+    let said = text(&output);
+    assert!(said.contains("retrying"), "it retried: {said}");
+    assert!(said.contains("cannot reach the database within"), "{said}");
+    assert!(said.contains("DATABASE_URL"), "{said}");
 }

@@ -60,8 +60,13 @@ impl MysqlDatabase {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(200);
         let pool = loop {
-            let attempt =
-                MySqlPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect(url).await;
+            // An attempt may not outlast the deadline (but gets at least a second).
+            let left = deadline.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+            let attempt = MySqlPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT.min(left))
+                .connect(url)
+                .await;
             match attempt {
                 Ok(pool) => break pool,
                 Err(error) if errors::is_unavailable(&error) => {
