@@ -33,12 +33,28 @@ pub struct App {
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        if let Some(url) = &config.elastic_url {
-            bail!("ELASTIC_URL={url}: Elasticsearch is not supported by this build yet (issue 7); unset it");
-        }
         let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
-        let (users, log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
-        tracing::info!("users and the chat log are kept in {}", storage.describe());
+        let (users, database_log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
+        let log: Arc<dyn parley_ports::ChatLog> = match &config.elastic_url {
+            None => {
+                tracing::info!("users and the chat log are kept in {}", storage.describe());
+                database_log
+            }
+            Some(url) => {
+                let elastic = parley_elasticsearch::ElasticChatLog::new(parley_elasticsearch::ElasticConfig {
+                    url: url.clone(),
+                    api_key: config.elastic_api_key.clone(),
+                    timeout: Duration::from_secs(config.elastic_timeout_seconds),
+                    index: config.elastic_index.clone(),
+                })?;
+                tracing::info!(
+                    "users are kept in {}; the chat log in Elasticsearch (index {})",
+                    storage.describe(),
+                    config.elastic_index
+                );
+                Arc::new(elastic)
+            }
+        };
 
         // Hashes run on the blocking pool; two per core keeps the cores busy
         // without letting a login flood claim gigabytes of argon2 memory.

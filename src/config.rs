@@ -40,9 +40,22 @@ pub struct Config {
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: std::path::PathBuf,
 
-    /// Elasticsearch for the chat log. Not supported by this build yet.
+    /// Elasticsearch for the chat log and search (`http(s)://[user:password@]host:9200`);
+    /// unset: the chat log lives in the database.
     #[arg(long, env = "ELASTIC_URL")]
     pub elastic_url: Option<String>,
+
+    /// An Elasticsearch API key (base64), instead of a user and password in the URL.
+    #[arg(long, env = "ELASTIC_API_KEY", hide_env_values = true)]
+    pub elastic_api_key: Option<String>,
+
+    /// The Elasticsearch index of the chat log (the original's name by default).
+    #[arg(long, env = "ELASTIC_INDEX", default_value = "chat_logs")]
+    pub elastic_index: String,
+
+    /// Seconds an Elasticsearch request may take.
+    #[arg(long, env = "ELASTIC_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub elastic_timeout_seconds: u64,
 
     /// Secret that signs access tokens (`SECRET_KEY` is read too). Unset: a
     /// random one, so tokens do not survive a restart.

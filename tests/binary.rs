@@ -15,6 +15,9 @@ const CONFIG_VARS: &[&str] = &[
     "PARLEY_DATA_DIR",
     "PARLEY_DB_WAIT_SECONDS",
     "ELASTIC_URL",
+    "ELASTIC_API_KEY",
+    "ELASTIC_INDEX",
+    "ELASTIC_TIMEOUT_SECONDS",
     "JWT_SECRET",
     "SECRET_KEY",
     "JWT_ALGORITHM",
@@ -254,4 +257,24 @@ fn an_unreachable_database_is_retried_for_a_while_then_startup_fails_clearly() {
     assert!(said.contains("retrying"), "it retried: {said}");
     assert!(said.contains("cannot reach the database within"), "{said}");
     assert!(said.contains("DATABASE_URL"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_elasticsearch_unreachable_parley_starts_chats_and_says_what_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let elastic = format!("http://127.0.0.1:{port}");
+    let running = Running::start(
+        dir.path(),
+        &[("ELASTIC_URL", &elastic), ("ARGON2_MEMORY_KIB", "64"), ("ARGON2_ITERATIONS", "1")],
+    );
+    let ready = reqwest::get(format!("{}/readyz", running.address)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["user_store"], "ok");
+    assert!(ready["checks"]["chat_log"].as_str().unwrap().contains("unavailable"), "{ready}");
+    // Accounts and rooms work; only the log waits for the cluster.
+    let token = chat_once(&running.address).await;
+    assert!(!token.is_empty());
+    running.stop();
 }

@@ -22,6 +22,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Attempts at a batch the log refuses outright (`Failed`), before it is given
 /// up with an error line naming its events. An unreachable log is retried forever.
 const ATTEMPTS_WHEN_REFUSED: u32 = 5;
+/// How long the writer may keep trying after it is told to stop.
+pub const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
 /// The hot path's handle: hands events to the writer without waiting.
 #[derive(Clone)]
@@ -35,7 +37,7 @@ impl ChatRecorder {
     pub fn new(log: Arc<dyn ChatLog>, clock: Arc<dyn Clock>, capacity: usize) -> (ChatRecorder, ChatLogWriter) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let recorder = ChatRecorder { sender, unlogged: Arc::new(AtomicU64::new(0)) };
-        (recorder, ChatLogWriter { receiver, log, clock })
+        (recorder, ChatLogWriter { receiver, log, clock, batch: Vec::new() })
     }
 
     /// Queues the event for the log. Returns `false`, and counts it, when the
@@ -68,38 +70,48 @@ pub struct ChatLogWriter {
     receiver: mpsc::Receiver<ChatEvent>,
     log: Arc<dyn ChatLog>,
     clock: Arc<dyn Clock>,
+    /// The batch being written: kept here, so stopping mid-retry loses nothing.
+    batch: Vec<ChatEvent>,
 }
 
 impl ChatLogWriter {
-    /// Writes batches until `stop` resolves (or every recorder is dropped),
-    /// then closes the queue — later events count as unlogged — and writes
-    /// what it still holds before returning.
+    /// Writes batches until `stop` resolves (or every recorder is dropped).
+    /// Then it closes the queue (later events count as unlogged) and gets up
+    /// to [`FLUSH_GRACE`] to write what it still holds: a log that is down
+    /// at shutdown must not keep the process from stopping. What it could
+    /// not write by then is counted in an error line.
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut stop = std::pin::pin!(stop);
-        loop {
-            tokio::select! {
-                biased;
-                received = self.receiver.recv_many(&mut batch, MAX_BATCH) => {
-                    if received == 0 {
-                        return;
-                    }
-                    self.write(&batch).await;
-                    batch.clear();
-                }
-                () = &mut stop => break,
-            }
+        tokio::select! {
+            () = self.work() => return,
+            () = stop => {}
         }
         self.receiver.close();
-        while self.receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.write(&batch).await;
-            batch.clear();
+        let clock = Arc::clone(&self.clock);
+        tokio::select! {
+            () = self.work() => {}
+            () = clock.sleep(FLUSH_GRACE) => {
+                let left = self.batch.len() + self.receiver.len();
+                tracing::error!(events = left, "the chat log did not take these events before shutdown; they are not logged");
+            }
         }
     }
 
     /// Writes batches until every recorder is dropped.
     pub async fn run(self) {
         self.run_until(std::future::pending()).await;
+    }
+
+    /// Writes until the queue is closed and empty; cancellable between and
+    /// during writes without losing the batch in hand.
+    async fn work(&mut self) {
+        loop {
+            if self.batch.is_empty() && self.receiver.recv_many(&mut self.batch, MAX_BATCH).await == 0 {
+                return;
+            }
+            // A cancelled write leaves the batch in place for the next call.
+            self.write(&self.batch).await;
+            self.batch.clear();
+        }
     }
 
     async fn write(&self, batch: &[ChatEvent]) {
@@ -217,7 +229,21 @@ mod tests {
         writing.await.unwrap();
     }
 
-    #[tokio::test]
+    /// Tokio's (paused, in these tests) timer: virtual time that passes
+    /// only when every task waits.
+    struct TokioClock;
+
+    #[async_trait::async_trait]
+    impl Clock for TokioClock {
+        fn now(&self) -> time::OffsetDateTime {
+            time::macros::datetime!(2026-11-26 12:00 UTC)
+        }
+        async fn sleep(&self, duration: Duration) {
+            tokio::time::sleep(duration).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn stopping_writes_what_was_queued_and_later_events_go_unlogged() {
         let appended = Arc::new(Mutex::new(Vec::new()));
         let mut log = MockChatLog::new();
@@ -226,16 +252,30 @@ mod tests {
             sink.lock().unwrap().extend(batch.iter().map(|e| e.id.as_u128()));
             Ok(())
         });
-        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(MockClock::new()), 10);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(TokioClock), 10);
         recorder.record(event(1));
         recorder.record(event(2));
-        stop.send(()).unwrap();
         // The recorder is still alive: stopping must not wait for it.
-        writer.run_until(async move { stopped.await.unwrap_or(()) }).await;
+        writer.run_until(std::future::ready(())).await;
         assert_eq!(*appended.lock().unwrap(), vec![1, 2]);
         assert!(!recorder.record(event(3)));
         assert_eq!(recorder.unlogged(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_log_that_is_down_at_shutdown_does_not_keep_the_writer_from_stopping() {
+        let mut log = MockChatLog::new();
+        log.expect_append().returning(|_| Err(ChatLogError::Unavailable("connection refused".into())));
+        let (recorder, writer) = ChatRecorder::new(Arc::new(log), Arc::new(TokioClock), 10);
+        recorder.record(event(1));
+        let started = tokio::time::Instant::now();
+        writer.run_until(std::future::ready(())).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= FLUSH_GRACE && waited < FLUSH_GRACE * 2,
+            "it tried for the grace period, then stopped ({waited:?})"
+        );
+        assert!(!recorder.record(event(2)), "the queue is closed");
     }
 
     #[tokio::test]
