@@ -139,9 +139,13 @@ impl Config {
             eprintln!("parley: ignoring .env: {error}");
         }
         let mut config = Config::parse();
+        // An empty value (compose's `${JWT_SECRET:-}`) means unset.
+        config.jwt_secret = config.jwt_secret.filter(|s| !s.is_empty());
         if config.jwt_secret.is_none() {
             config.jwt_secret = std::env::var("SECRET_KEY").ok().filter(|s| !s.is_empty());
         }
+        config.elastic_url = config.elastic_url.filter(|s| !s.is_empty());
+        config.elastic_api_key = config.elastic_api_key.filter(|s| !s.is_empty());
         config
     }
 

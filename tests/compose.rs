@@ -1,0 +1,76 @@
+//! compose.yaml, checked without a Docker engine: it parses, names the
+//! services and images the README promises, gives each a health check that
+//! gates Parley's start, and sets only variables the binary reads.
+
+use std::collections::BTreeSet;
+
+use serde_norway::Value;
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml")).unwrap();
+    serde_norway::from_str(&text).expect("compose.yaml is YAML")
+}
+
+/// The environment variables `parley --help` lists, plus `RUST_LOG` and the
+/// original's `SECRET_KEY`.
+fn variables_the_binary_reads() -> BTreeSet<String> {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_parley")).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let mut names: BTreeSet<String> = help
+        .match_indices("[env: ")
+        .map(|(at, _)| help[at + 6..].split(['=', ']']).next().unwrap().to_owned())
+        .collect();
+    names.extend(["RUST_LOG".to_owned(), "SECRET_KEY".to_owned()]);
+    names
+}
+
+#[test]
+fn compose_runs_parley_on_mysql_and_elasticsearch_with_health_gated_starts() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    let names: BTreeSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["parley", "mysql", "elasticsearch"]));
+    assert_eq!(compose["services"]["mysql"]["image"], "mysql:8");
+    assert_eq!(compose["services"]["elasticsearch"]["image"], "elasticsearch:8.11.1");
+    assert_eq!(compose["services"]["parley"]["build"], ".");
+    for service in names {
+        assert!(compose["services"][service]["healthcheck"]["test"].is_sequence(), "{service} has a health check");
+        assert!(compose["services"][service]["volumes"].is_sequence(), "{service} has a volume");
+    }
+    for dependency in ["mysql", "elasticsearch"] {
+        assert_eq!(compose["services"]["parley"]["depends_on"][dependency]["condition"], "service_healthy");
+    }
+    let elastic = &compose["services"]["elasticsearch"]["environment"];
+    assert_eq!(elastic["discovery.type"], "single-node");
+    assert_eq!(elastic["xpack.security.enabled"], "false", "as the original README ran it");
+}
+
+#[test]
+fn parley_in_compose_sets_only_variables_the_binary_reads_and_reaches_its_services() {
+    let compose = compose();
+    let environment = compose["services"]["parley"]["environment"].as_mapping().unwrap();
+    let known = variables_the_binary_reads();
+    for name in environment.keys().map(|k| k.as_str().unwrap()) {
+        assert!(known.contains(name), "compose sets {name}, which parley does not read (it reads {known:?})");
+    }
+    let database = environment[&Value::from("DATABASE_URL")].as_str().unwrap();
+    assert!(database.starts_with("mysql://") && database.contains("@mysql:3306/"), "{database}");
+    assert_eq!(environment[&Value::from("ELASTIC_URL")], "http://elasticsearch:9200");
+    assert_eq!(environment[&Value::from("HOST")], "0.0.0.0", "reachable from outside the container");
+    let mysql = &compose["services"]["mysql"]["environment"];
+    assert!(database.contains(&format!(
+        "{}:{}@",
+        mysql["MYSQL_USER"].as_str().unwrap(),
+        mysql["MYSQL_PASSWORD"].as_str().unwrap()
+    )));
+}
+
+#[test]
+fn the_image_runs_as_a_non_root_user_from_a_small_base() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let stages: Vec<&str> = dockerfile.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a runtime stage");
+    assert!(stages[1].contains("slim"), "{}", stages[1]);
+    assert!(dockerfile.lines().any(|l| l.trim() == "USER parley"));
+    assert!(dockerfile.contains("cargo build --release --locked"));
+}
