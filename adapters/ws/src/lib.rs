@@ -13,7 +13,7 @@
 
 mod close;
 mod connection;
-mod encoding;
+pub mod encoding;
 mod endpoint;
 mod handshake;
 mod rate;
