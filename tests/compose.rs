@@ -15,7 +15,8 @@ fn compose() -> Value {
 /// original's `SECRET_KEY`.
 fn variables_the_binary_reads() -> BTreeSet<String> {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_parley")).arg("--help").output().unwrap();
-    let help = String::from_utf8(help.stdout).unwrap();
+    // Help may be wrapped to the terminal's width: read it as one line.
+    let help = String::from_utf8(help.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
     let mut names: BTreeSet<String> = help
         .match_indices("[env: ")
         .map(|(at, _)| help[at + 6..].split(['=', ']']).next().unwrap().to_owned())
