@@ -34,6 +34,8 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 const BATCH: usize = 64;
 /// Rate-limited messages tolerated before the connection is closed as abusive.
 const ABUSE_LIMIT: u32 = 100;
+/// How long the reader may go on once the writer has closed the connection.
+const READ_GRACE: Duration = Duration::from_secs(2);
 /// Longest `client_id` echoed in acks.
 const MAX_CLIENT_ID: usize = 64;
 
@@ -84,15 +86,23 @@ pub async fn run(
     };
     // The writer owns the subscription; once it is done the member is out of
     // the fan-out and the leave notice goes only to those who remain.
-    tokio::select! {
-        close = reader.run() => {
-            let _ = control.send(Control::Close(close)).await;
-            drop(control);
-            let _ = writing.await;
+    {
+        let reading = reader.run();
+        tokio::pin!(reading);
+        tokio::select! {
+            close = &mut reading => {
+                let _ = control.send(Control::Close(close)).await;
+                drop(control);
+                let _ = writing.await;
+            }
+            // The writer closed the connection (shutdown, too slow, a dead
+            // socket). What the client sent before that is still read — a
+            // message followed at once by a disconnect is not lost — but the
+            // client's close echo is not waited for past a moment.
+            _ = &mut writing => {
+                let _ = tokio::time::timeout(READ_GRACE, &mut reading).await;
+            }
         }
-        // The writer closed the connection (shutdown, too slow, a dead
-        // socket): stop reading rather than wait for the client's echo.
-        _ = &mut writing => {}
     }
     if let Err(error) = rooms.chat.leave(member).await {
         tracing::warn!(%error, "could not tell the room a member left");
