@@ -214,6 +214,28 @@ async fn with_nothing_set_everything_survives_a_restart_in_parley_data() {
     second.stop();
 }
 
+/// Drops the test's database however the test ends, passing or not.
+struct DropDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop cannot await: a thread with a small runtime of its own does it.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut connection = sqlx::MySqlConnection::connect(&server).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut connection).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_mysql_everything_survives_a_restart() {
     use sqlx::Connection;
@@ -227,6 +249,7 @@ async fn on_mysql_everything_survives_a_restart() {
     };
     let name = format!("parley_restart_{}", std::process::id());
     sqlx::query(&format!("CREATE DATABASE `{name}`")).execute(&mut admin).await.unwrap();
+    let _cleanup = DropDatabase { server: server.clone(), name: name.clone() };
     // The original app's own URL form.
     let url = format!("{}/{name}", server.replacen("mysql://", "mysql+mysqlconnector://", 1));
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +265,6 @@ async fn on_mysql_everything_survives_a_restart() {
     let second = Running::start(dir.path(), &env);
     remembered(&second.address, &token).await;
     second.stop();
-    sqlx::query(&format!("DROP DATABASE `{name}`")).execute(&mut admin).await.unwrap();
 }
 
 #[test]

@@ -36,6 +36,16 @@ impl Doubles {
         Self { fanout: MockFanout::new(), log, appended }
     }
 
+    /// The fan-out carries the join, then is down for everything after it.
+    fn fanout_goes_down_after_the_join(&mut self) {
+        self.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
+        let mut publishes = 0;
+        self.fanout.expect_publish().returning(move |_| {
+            publishes += 1;
+            if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
+        });
+    }
+
     /// Runs `scenario` on a `Chat`, then drains the chat-log writer so
     /// `appended` holds everything that was recorded.
     async fn run<F, Fut, T>(self, scenario: F) -> (T, Vec<ChatEvent>)
@@ -119,12 +129,7 @@ async fn a_post_is_stamped_with_an_id_the_millisecond_and_its_author_then_fanned
 #[tokio::test]
 async fn a_post_the_fanout_could_not_carry_is_unavailable_and_not_logged() {
     let mut d = Doubles::new();
-    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
-    let mut publishes = 0;
-    d.fanout.expect_publish().returning(move |_| {
-        publishes += 1;
-        if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
-    });
+    d.fanout_goes_down_after_the_join();
     let (posted, logged) = d
         .run(|chat| async move {
             let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
@@ -214,12 +219,7 @@ async fn members_come_from_the_fanout() {
 #[tokio::test]
 async fn leaving_or_listing_members_with_the_fanout_down_is_unavailable() {
     let mut d = Doubles::new();
-    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
-    let mut publishes = 0;
-    d.fanout.expect_publish().returning(move |_| {
-        publishes += 1;
-        if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
-    });
+    d.fanout_goes_down_after_the_join();
     d.fanout.expect_members().returning(|_| Err(FanoutError::Unavailable("down".into())));
     let (results, logged) = d
         .run(|chat| async move {
