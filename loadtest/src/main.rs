@@ -2,25 +2,59 @@
 //!
 //! ```text
 //! cargo run --release -p parley-loadtest -- --host http://127.0.0.1:8000 \
-//!     --scenarios rooms --users 1000 --hatch-rate 200 --run-time 60s --report-file report.html
+//!     --scenarios rooms --users 1000 --increase-rate 500 --run-time 60s \
+//!     --report-file report.html --server-pid 1234 --summary rooms.json
 //! ```
 //!
-//! Scenarios (goose's `--scenarios`): `http` (register once, then log in,
-//! read me, list users, search, in a realistic mix) and `rooms` (members in
-//! rooms over the original WebSocket protocol; publishers send numbered
-//! messages; every delivery's latency is a goose metric `WS deliver`, and
-//! losses, duplicates and out-of-order deliveries are counted per publisher).
-//! Rooms are shaped by environment variables — see `rooms.rs`. With
-//! `PARLEY_SERVER_PID` set, the server's CPU time per delivery and memory are
-//! read from /proc at the end. Only loopback targets are accepted.
+//! Scenarios (goose's `--scenarios`): `rooms` (members in rooms over
+//! WebSocket, numbered messages, every delivery's latency a goose metric
+//! `WS deliver`; see `rooms.rs`), `http` (a realistic mix), `me` and
+//! `logins` (see `http.rs`). Two options are the load test's own, and
+//! taken out before goose reads the rest: `--server-pid PID` (or
+//! `PARLEY_SERVER_PID`) samples the server's CPU, memory and writes from
+//! /proc through the run; `--summary FILE` writes the printed figures as
+//! JSON. The exit status is 1 if any message was lost, repeated or
+//! reordered. Only loopback targets are accepted.
 
+mod histogram;
 mod http;
-mod proc_stats;
 mod rooms;
+mod server;
 
+use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use http::{list as http_list, login as http_login, me as http_me, register as http_register, search as http_search};
 use rooms::{join as room_join, leave as room_leave, publish_and_report as room_publish};
+
+/// The load test's own options, taken out of the arguments; goose gets the rest.
+#[derive(Debug, Default, PartialEq)]
+struct Own {
+    server_pid: Option<u32>,
+    summary: Option<String>,
+}
+
+fn take_own(args: &[String]) -> Result<(Own, Vec<String>), String> {
+    let mut own = Own::default();
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        if flag != "--server-pid" && flag != "--summary" {
+            rest.push(arg.clone());
+            continue;
+        }
+        let value = inline.or_else(|| args.next().cloned()).ok_or(format!("{flag} needs a value"))?;
+        if flag == "--server-pid" {
+            own.server_pid = Some(value.parse().map_err(|_| format!("--server-pid: not a pid: {value}"))?);
+        } else {
+            own.summary = Some(value);
+        }
+    }
+    Ok((own, rest))
+}
 
 /// The `--host` argument, which must name this machine.
 fn loopback_only(args: &[String]) -> Result<(), String> {
@@ -51,14 +85,34 @@ fn is_loopback(url: &str) -> bool {
 
 #[tokio::main]
 async fn main() -> Result<(), GooseError> {
-    if let Err(refusal) = loopback_only(&std::env::args().collect::<Vec<_>>()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("parley-loadtest's own options: --server-pid PID, --summary FILE (see the crate docs)\n");
+        GooseConfiguration::parse_args_default_or_exit();
+    }
+    let (own, goose_args) = match take_own(&args) {
+        Ok(split) => split,
+        Err(problem) => {
+            eprintln!("parley-loadtest: {problem}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(refusal) = loopback_only(&goose_args) {
         eprintln!("parley-loadtest: {refusal}");
         std::process::exit(2);
     }
+    if let Some(pid) = own.server_pid {
+        server::set_pid(pid);
+    }
     let shape = rooms::Shape::from_env();
-    eprintln!("rooms shape: {shape:?}");
-    let cpu_before = proc_stats::server().map(|s| s.cpu);
-    GooseAttack::initialize()?
+    let watched = rooms::COUNTERS.iter().chain(http::COUNTERS.iter()).collect();
+    let watch = server::Watch::start(watched);
+    if watch.is_none() {
+        eprintln!("no server pid (--server-pid): server CPU and memory will not be reported");
+    }
+    let config = GooseConfiguration::parse_args_default(&goose_args)?;
+    let own_cpu = server::own_cpu();
+    let metrics = GooseAttack::initialize_with_config(config)?
         .register_scenario(
             scenario!("http")
                 .register_transaction(transaction!(http_register).set_on_start())
@@ -68,6 +122,17 @@ async fn main() -> Result<(), GooseError> {
                 .register_transaction(transaction!(http_search).set_weight(3)?),
         )
         .register_scenario(
+            scenario!("me")
+                .set_weight(4)?
+                .register_transaction(transaction!(http_register).set_on_start())
+                .register_transaction(transaction!(http_me)),
+        )
+        .register_scenario(
+            scenario!("logins")
+                .register_transaction(transaction!(http_register).set_on_start())
+                .register_transaction(transaction!(http_login)),
+        )
+        .register_scenario(
             scenario!("rooms")
                 .register_transaction(transaction!(room_join).set_on_start())
                 .register_transaction(transaction!(room_publish))
@@ -75,7 +140,33 @@ async fn main() -> Result<(), GooseError> {
         )
         .execute()
         .await?;
-    rooms::summary(cpu_before);
+    let samples = watch.map(server::Watch::stop).unwrap_or_default();
+    let ran = |name: &str| metrics.scenarios.iter().any(|s| &*s.name == name && !s.users.is_empty());
+    let mut sound = true;
+    let mut reports = Vec::new();
+    if ran("rooms") {
+        let report = rooms::summary(&shape, &samples);
+        sound = rooms::sound(&report);
+        reports.push(report);
+    }
+    if ran("http") || ran("me") || ran("logins") {
+        reports.push(http::summary(&samples, rooms::COUNTERS.len()));
+    }
+    let own_cpu = server::own_cpu().saturating_sub(own_cpu).as_secs_f64();
+    for report in &mut reports {
+        report["loadtest_cpu_seconds"] = serde_json::json!(own_cpu);
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    }
+    if let Some(path) = own.summary {
+        let all = serde_json::Value::Array(reports);
+        if let Err(error) = std::fs::write(&path, format!("{all:#}\n")) {
+            eprintln!("parley-loadtest: could not write {path}: {error}");
+        }
+    }
+    if !sound {
+        eprintln!("parley-loadtest: messages were lost, repeated or reordered");
+        std::process::exit(1);
+    }
     Ok(())
 }
 
@@ -101,5 +192,17 @@ mod tests {
         assert!(loopback_only(&args(&["lt", "--host", "http://127.0.0.1:1"])).is_ok());
         assert!(loopback_only(&args(&["lt", "--host=http://10.1.1.1"])).is_err());
         assert!(loopback_only(&args(&["lt"])).is_err(), "a host is required");
+    }
+
+    #[test]
+    fn own_options_are_taken_out_and_the_rest_left_to_goose() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (own, rest) =
+            take_own(&args(&["--host", "http://127.0.0.1:1", "--server-pid", "42", "--summary=out.json", "-u", "5"]))
+                .unwrap();
+        assert_eq!(own, Own { server_pid: Some(42), summary: Some("out.json".into()) });
+        assert_eq!(rest, args(&["--host", "http://127.0.0.1:1", "-u", "5"]));
+        assert!(take_own(&args(&["--server-pid", "x"])).is_err());
+        assert!(take_own(&args(&["--summary"])).is_err());
     }
 }

@@ -1,36 +1,63 @@
-//! Rooms over WebSocket (the original protocol): goose user `i` joins room
-//! `i % PARLEY_LT_ROOMS`; the first `PARLEY_LT_PUBLISHERS` users of each room
-//! publish `PARLEY_LT_MESSAGES` numbered messages each, keeping at most
-//! `PARLEY_LT_WINDOW` in flight (sent, not yet heard back). Every member
-//! reads everything; each delivery's latency (send to receipt) is reported to
-//! goose as a `WS deliver` request, and gaps, repeats and reorderings in
-//! each publisher's numbers are counted.
+//! Rooms over WebSocket: goose user `i` joins room `i % PARLEY_LT_ROOMS` on
+//! the original protocol (`PARLEY_LT_PROTOCOL=compat`, the default) or the
+//! JSON one (`json`; one account, registered once, speaks for every member).
+//! Once joining has been quiet for a second (or `PARLEY_LT_JOIN_SECONDS`
+//! have passed), the first `PARLEY_LT_PUBLISHERS` users of each room publish
+//! `PARLEY_LT_MESSAGES` numbered messages each, keeping at most
+//! `PARLEY_LT_WINDOW` in flight (sent, not yet heard back).
+//!
+//! Every member reads everything: each delivery's latency (send to receipt)
+//! is a goose request `WS deliver`, and gaps, repeats and reorderings in each
+//! publisher's numbers are counted. Join notices are counted too, which times
+//! the join phase: from the first connect until the last notice is heard.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use goose::prelude::*;
-use tokio::sync::{Mutex, mpsc};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify, OnceCell, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::histogram::Histogram;
+use crate::server::Sample;
+
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-static DELIVERIES: AtomicU64 = AtomicU64::new(0);
-/// When the last member joined (µs since the epoch): publishers wait until
-/// joining has been quiet for a second, or the join phase's bound has passed.
+/// What the server watch samples: deliveries, join notices, open members, messages sent.
+pub static COUNTERS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const DELIVERED: usize = 0;
+const NOTICES: usize = 1;
+const CONNECTED: usize = 2;
+const SENT: usize = 3;
+
+static PEAK_CONNECTED: AtomicU64 = AtomicU64::new(0);
+/// Moments, in µs since the epoch.
+static FIRST_CONNECT: AtomicU64 = AtomicU64::new(0);
 static LAST_JOIN: AtomicU64 = AtomicU64::new(0);
-static FIRST_JOIN: AtomicU64 = AtomicU64::new(0);
+static LAST_NOTICE: AtomicU64 = AtomicU64::new(0);
+static FIRST_SEND: AtomicU64 = AtomicU64::new(0);
+static LAST_DELIVERY: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicU64 = AtomicU64::new(0);
 static DUPLICATES: AtomicU64 = AtomicU64::new(0);
 static OUT_OF_ORDER: AtomicU64 = AtomicU64::new(0);
+static LATENCY: Histogram = Histogram::new();
+static TOKEN: OnceCell<String> = OnceCell::const_new();
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Compat,
+    Json,
+}
 
 #[derive(Debug, Clone)]
 pub struct Shape {
+    pub protocol: Protocol,
     pub rooms: usize,
     pub publishers_per_room: usize,
     pub window: u64,
@@ -44,7 +71,12 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 impl Shape {
     pub fn from_env() -> Self {
+        let protocol = match std::env::var("PARLEY_LT_PROTOCOL").as_deref() {
+            Ok("json") => Protocol::Json,
+            _ => Protocol::Compat,
+        };
         Self {
+            protocol,
             rooms: env("PARLEY_LT_ROOMS", 1usize).max(1),
             publishers_per_room: env("PARLEY_LT_PUBLISHERS", 1usize),
             window: env("PARLEY_LT_WINDOW", 10u64).max(1),
@@ -69,8 +101,34 @@ struct MemberState {
     publisher: bool,
     sent: AtomicU64,
     in_flight: Arc<AtomicU64>,
+    /// Rung by the reader when one of this member's own messages comes back.
+    heard_own: Arc<Notify>,
     latencies: Mutex<mpsc::UnboundedReceiver<Duration>>,
     reader: tokio::task::JoinHandle<()>,
+}
+
+/// The JSON protocol's token: one account for the whole run, so that
+/// argon2 is paid once rather than per member.
+async fn token(user: &mut GooseUser) -> Result<String, Box<TransactionError>> {
+    let token = TOKEN
+        .get_or_try_init(|| async {
+            let name = format!("lt{}", std::process::id());
+            let password = "load test password";
+            let body = json!({"email": format!("{name}@example.com"), "username": name, "password": password});
+            let _ = user.post_json("/api/v1/auth/register", &body).await?;
+            let body = json!({"username": name, "password": password});
+            let reply = user.post_json("/api/v1/auth/login", &body).await?;
+            let token: Value = match reply.response {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            token["access_token"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Box::new(TransactionError::Custom("could not log in for the JSON protocol".into())))
+        })
+        .await?;
+    Ok(token.clone())
 }
 
 pub async fn join(user: &mut GooseUser) -> TransactionResult {
@@ -80,7 +138,11 @@ pub async fn join(user: &mut GooseUser) -> TransactionResult {
     let name = format!("m{index}");
     let publisher = index / shape.rooms < shape.publishers_per_room;
     let base = user.base_url.as_str().trim_end_matches('/').replacen("http", "ws", 1);
-    let url = format!("{base}/ws/chat/{room}/{name}");
+    let url = match shape.protocol {
+        Protocol::Compat => format!("{base}/ws/chat/{room}/{name}"),
+        Protocol::Json => format!("{base}/ws/rooms/{room}?history=0&token={}", token(user).await?),
+    };
+    let _ = FIRST_CONNECT.compare_exchange(0, now_micros(), Ordering::Relaxed, Ordering::Relaxed);
     let started = std::time::Instant::now();
     let connected = tokio::time::timeout(shape.join_timeout, tokio_tungstenite::connect_async(url)).await;
     let socket = match connected {
@@ -97,49 +159,104 @@ pub async fn join(user: &mut GooseUser) -> TransactionResult {
         }
     };
     user.record_custom_request_duration("WS", "join", started.elapsed(), true, None, None).await?;
-    let now = now_micros();
-    LAST_JOIN.store(now, Ordering::Relaxed);
-    let _ = FIRST_JOIN.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    LAST_JOIN.store(now_micros(), Ordering::Relaxed);
+    let open = COUNTERS[CONNECTED].fetch_add(1, Ordering::Relaxed) + 1;
+    PEAK_CONNECTED.fetch_max(open, Ordering::Relaxed);
     let (sink, stream) = socket.split();
     let (latency, latencies) = mpsc::unbounded_channel();
     let in_flight = Arc::new(AtomicU64::new(0));
-    let reader = tokio::spawn(read(stream, name.clone(), Arc::clone(&in_flight), latency));
+    let heard_own = Arc::new(Notify::new());
+    let own = Own { name: name.clone(), in_flight: Arc::clone(&in_flight), heard: Arc::clone(&heard_own) };
+    let reader = tokio::spawn(read(stream, shape.protocol, own, latency));
     user.set_session_data(Member(Arc::new(MemberState {
         sink: Mutex::new(sink),
         name,
         publisher,
         sent: AtomicU64::new(0),
         in_flight,
+        heard_own,
         latencies: Mutex::new(latencies),
         reader,
     })));
     Ok(())
 }
 
-/// Reads every frame; numbered messages (`{name}: seq {publisher} {n} {micros}`)
-/// give a latency and are checked for order.
-async fn read(
-    mut stream: futures_util::stream::SplitStream<Socket>,
-    me: String,
+/// What a frame from the server is to the load test.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    /// A numbered message: who sent it, its number, when (µs since the epoch).
+    Numbered {
+        publisher: String,
+        n: u64,
+        sent: u64,
+    },
+    JoinNotice,
+    Other,
+}
+
+fn hear(protocol: Protocol, frame: &str) -> Heard {
+    let text = match protocol {
+        Protocol::Compat => {
+            if frame.starts_with("🔵 ") && frame.ends_with(" joined the room.") {
+                return Heard::JoinNotice;
+            }
+            match frame.split_once(": ") {
+                Some((_, text)) => text.to_owned(),
+                None => return Heard::Other,
+            }
+        }
+        Protocol::Json => {
+            let event: Value = serde_json::from_str(frame).unwrap_or_default();
+            match event["type"].as_str() {
+                Some("joined") => return Heard::JoinNotice,
+                Some("message") => event["text"].as_str().unwrap_or_default().to_owned(),
+                _ => return Heard::Other,
+            }
+        }
+    };
+    let Some(payload) = text.strip_prefix("seq ") else { return Heard::Other };
+    let mut parts = payload.split(' ');
+    match (parts.next(), parts.next().map(str::parse), parts.next().map(str::parse)) {
+        (Some(publisher), Some(Ok(n)), Some(Ok(sent))) => Heard::Numbered { publisher: publisher.to_owned(), n, sent },
+        _ => Heard::Other,
+    }
+}
+
+/// What the reader needs to know of its own member's messages.
+struct Own {
+    name: String,
     in_flight: Arc<AtomicU64>,
-    latency: mpsc::UnboundedSender<Duration>,
-) {
+    heard: Arc<Notify>,
+}
+
+/// Reads every frame until the connection ends.
+async fn read(mut stream: SplitStream<Socket>, protocol: Protocol, own: Own, latency: mpsc::UnboundedSender<Duration>) {
     let mut last: HashMap<String, u64> = HashMap::new();
     while let Some(Ok(frame)) = stream.next().await {
-        let Message::Text(text) = frame else { continue };
-        let Some((_, payload)) = text.split_once(": seq ") else { continue };
-        let mut parts = payload.split(' ');
-        let (Some(publisher), Some(Ok(n)), Some(Ok(sent))) =
-            (parts.next(), parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
-        else {
-            continue;
+        let Message::Text(frame) = frame else { continue };
+        let (publisher, n, sent) = match hear(protocol, frame.as_str()) {
+            Heard::Numbered { publisher, n, sent } => (publisher, n, sent),
+            Heard::JoinNotice => {
+                COUNTERS[NOTICES].fetch_add(1, Ordering::Relaxed);
+                LAST_NOTICE.fetch_max(now_micros(), Ordering::Relaxed);
+                continue;
+            }
+            Heard::Other => continue,
         };
-        DELIVERIES.fetch_add(1, Ordering::Relaxed);
-        let _ = latency.send(Duration::from_micros(now_micros().saturating_sub(sent)));
-        if publisher == me {
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+        let now = now_micros();
+        COUNTERS[DELIVERED].fetch_add(1, Ordering::Relaxed);
+        LAST_DELIVERY.fetch_max(now, Ordering::Relaxed);
+        let took = Duration::from_micros(now.saturating_sub(sent));
+        LATENCY.record(took);
+        let _ = latency.send(took);
+        if publisher == own.name {
+            own.in_flight.fetch_sub(1, Ordering::Relaxed);
+            own.heard.notify_one();
         }
-        let previous = last.entry(publisher.to_owned()).or_insert(0);
+        let previous = match last.get_mut(&publisher) {
+            Some(previous) => previous,
+            None => last.entry(publisher).or_insert(0),
+        };
         match n.cmp(&(*previous + 1)) {
             std::cmp::Ordering::Equal => *previous = n,
             std::cmp::Ordering::Greater => {
@@ -156,11 +273,60 @@ async fn read(
     }
 }
 
-/// Reports the latencies heard since last time; a publisher also tops its
-/// window of in-flight messages up.
+/// Still joining: a member joined, or a join notice arrived, within the last
+/// second, and the join phase's bound has not passed.
+fn joining(shape: &Shape) -> bool {
+    let now = now_micros();
+    let last = LAST_JOIN.load(Ordering::Relaxed).max(LAST_NOTICE.load(Ordering::Relaxed));
+    now.saturating_sub(last) < 1_000_000
+        && now.saturating_sub(FIRST_CONNECT.load(Ordering::Relaxed)) < shape.join_timeout.as_micros() as u64
+}
+
+/// Reports the latencies heard since last time to goose; a publisher also
+/// tops its window of in-flight messages up, as soon as one comes back.
 pub async fn publish_and_report(user: &mut GooseUser) -> TransactionResult {
     let shape = Shape::from_env();
     let member = Arc::clone(&user.get_session_data_unchecked::<Member>().0);
+    if !publishing() {
+        report(user, &member).await?;
+    }
+    if member.publisher && !joining(&shape) {
+        let mut sink = member.sink.lock().await;
+        while member.sent.load(Ordering::Relaxed) < shape.messages
+            && member.in_flight.load(Ordering::Relaxed) < shape.window
+        {
+            let n = member.sent.fetch_add(1, Ordering::Relaxed) + 1;
+            member.in_flight.fetch_add(1, Ordering::Relaxed);
+            let now = now_micros();
+            let _ = FIRST_SEND.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            COUNTERS[SENT].fetch_add(1, Ordering::Relaxed);
+            let text = format!("seq {} {n} {now}", member.name);
+            let frame = match shape.protocol {
+                Protocol::Compat => text,
+                Protocol::Json => json!({"type": "send", "text": text}).to_string(),
+            };
+            if sink.send(Message::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+    }
+    // A publisher wakes when its own message comes back; the others only
+    // report, which need not be often (a wake-up per member per millisecond
+    // would cost the load generator more than the server).
+    let _ = tokio::time::timeout(Duration::from_millis(100), member.heard_own.notified()).await;
+    Ok(())
+}
+
+/// Deliveries are still arriving (one within the last half second).
+fn publishing() -> bool {
+    now_micros().saturating_sub(LAST_DELIVERY.load(Ordering::Relaxed)) < 500_000
+}
+
+/// Hands the latencies heard so far to goose. Held back while messages are
+/// still arriving: goose's bookkeeping per request costs the load generator
+/// more than the delivery costs the server, and on a shared machine it would
+/// be measured as the server's latency.
+async fn report(user: &mut GooseUser, member: &MemberState) -> TransactionResult {
     let heard: Vec<Duration> = {
         let mut latencies = member.latencies.lock().await;
         let mut heard = Vec::new();
@@ -172,54 +338,116 @@ pub async fn publish_and_report(user: &mut GooseUser) -> TransactionResult {
     for latency in heard {
         user.record_custom_request_duration("WS", "deliver", latency, true, None, None).await?;
     }
-    let now = now_micros();
-    let joining = now.saturating_sub(LAST_JOIN.load(Ordering::Relaxed)) < 1_000_000
-        && now.saturating_sub(FIRST_JOIN.load(Ordering::Relaxed)) < shape.join_timeout.as_micros() as u64;
-    if member.publisher && !joining {
-        let mut sink = member.sink.lock().await;
-        while member.sent.load(Ordering::Relaxed) < shape.messages
-            && member.in_flight.load(Ordering::Relaxed) < shape.window
-        {
-            let n = member.sent.fetch_add(1, Ordering::Relaxed) + 1;
-            member.in_flight.fetch_add(1, Ordering::Relaxed);
-            let text = format!("seq {} {n} {}", member.name, now_micros());
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                break;
-            }
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(2)).await;
     Ok(())
 }
 
 pub async fn leave(user: &mut GooseUser) -> TransactionResult {
-    if let Some(Member(member)) = user.get_session_data::<Member>() {
+    if let Some(Member(member)) = user.get_session_data::<Member>().cloned() {
+        report(user, &member).await?;
         let _ = member.sink.lock().await.close().await;
         member.reader.abort();
+        COUNTERS[CONNECTED].fetch_sub(1, Ordering::Relaxed);
     }
     Ok(())
 }
 
-/// Prints the counts goose's tables cannot hold, and the server's cost.
-pub fn summary(cpu_before: Option<Duration>) {
-    let deliveries = DELIVERIES.load(Ordering::Relaxed);
-    println!("\n=== rooms ===");
-    println!("deliveries: {deliveries}");
-    println!(
-        "lost: {}  duplicates: {}  out of order: {}",
-        LOST.load(Ordering::Relaxed),
-        DUPLICATES.load(Ordering::Relaxed),
-        OUT_OF_ORDER.load(Ordering::Relaxed)
-    );
-    if let (Some(before), Some(after)) = (cpu_before, crate::proc_stats::server()) {
-        let cpu = after.cpu.saturating_sub(before);
+fn seconds_between(from: u64, to: u64) -> Option<f64> {
+    (from > 0 && to > from).then(|| (to - from) as f64 / 1e6)
+}
+
+/// Join notices a room of `members` hears when they join one by one: each
+/// hears its own and every later one's.
+fn notices_expected(members: u64, rooms: u64) -> u64 {
+    (0..rooms)
+        .map(|room| {
+            let n = members / rooms + u64::from(room < members % rooms);
+            n * (n + 1) / 2
+        })
+        .sum()
+}
+
+/// The run's figures, as JSON (printed, and written with `--summary`).
+pub fn summary(shape: &Shape, samples: &[Sample]) -> Value {
+    let delivered = COUNTERS[DELIVERED].load(Ordering::Relaxed);
+    let members = PEAK_CONNECTED.load(Ordering::Relaxed);
+    let ms = |p: f64| LATENCY.percentile(p).map(|d| d.as_secs_f64() * 1e3);
+    let first_send = FIRST_SEND.load(Ordering::Relaxed);
+    let last_delivery = LAST_DELIVERY.load(Ordering::Relaxed);
+    let mut report = json!({
+        "scenario": "rooms",
+        "protocol": if shape.protocol == Protocol::Json { "json" } else { "compat" },
+        "rooms": shape.rooms,
+        "members": members,
+        "publishers_per_room": shape.publishers_per_room,
+        "window": shape.window,
+        "messages": shape.messages,
+        "join_seconds": seconds_between(FIRST_CONNECT.load(Ordering::Relaxed), LAST_NOTICE.load(Ordering::Relaxed)),
+        "join_notices": COUNTERS[NOTICES].load(Ordering::Relaxed),
+        "join_notices_expected": notices_expected(members, shape.rooms as u64),
+        "deliveries": delivered,
+        "deliveries_per_second": seconds_between(first_send, last_delivery).map(|s| (delivered as f64 / s).round()),
+        "lost": LOST.load(Ordering::Relaxed),
+        "duplicates": DUPLICATES.load(Ordering::Relaxed),
+        "out_of_order": OUT_OF_ORDER.load(Ordering::Relaxed),
+        "p50_ms": ms(50.0),
+        "p99_ms": ms(99.0),
+    });
+    let Some(baseline) = samples.first() else { return report };
+    // Joined and idle: the last moment everyone was connected and nothing sent.
+    if let Some(idle) = samples.iter().rev().find(|s| s.counters[SENT] == 0 && s.counters[CONNECTED] == members)
+        && members > 0
+    {
+        let grown = idle.rss_kib.saturating_sub(baseline.rss_kib);
+        report["rss_kib_before"] = json!(baseline.rss_kib);
+        report["rss_kib_joined"] = json!(idle.rss_kib);
+        report["idle_kib_per_connection"] = json!((grown as f64 / members as f64 * 100.0).round() / 100.0);
+    }
+    // Publishing: from the last sample before the first send to the first
+    // one after the last delivery.
+    let start = samples.iter().rev().find(|s| s.counters[SENT] == 0);
+    let end = samples.iter().find(|s| s.counters[DELIVERED] == delivered);
+    if let (Some(start), Some(end)) = (start, end) {
+        let deliveries = end.counters[DELIVERED].saturating_sub(start.counters[DELIVERED]);
         if deliveries > 0 {
-            println!(
-                "server CPU: {:.3} s, {:.2} µs per delivery",
-                cpu.as_secs_f64(),
-                cpu.as_secs_f64() * 1e6 / deliveries as f64
-            );
+            let cpu = end.cpu.saturating_sub(start.cpu).as_secs_f64();
+            report["cpu_us_per_delivery"] = json!((cpu * 1e6 / deliveries as f64 * 1000.0).round() / 1000.0);
+            let writes = end.writes.saturating_sub(start.writes) as f64;
+            report["writes_per_delivery"] = json!((writes / deliveries as f64 * 1000.0).round() / 1000.0);
         }
-        println!("server memory (RSS): {} KiB", after.rss_kib);
+    }
+    report["peak_rss_kib"] = json!(samples.iter().map(|s| s.rss_kib).max());
+    report
+}
+
+/// Whether the run delivered what it sent, once each and in order.
+pub fn sound(report: &Value) -> bool {
+    let zero = |key: &str| report[key].as_u64() == Some(0);
+    zero("lost") && zero("duplicates") && zero("out_of_order")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_heard_on_both_protocols() {
+        let numbered = Heard::Numbered { publisher: "m0".into(), n: 7, sent: 1234 };
+        assert_eq!(hear(Protocol::Compat, "m0: seq m0 7 1234"), numbered);
+        assert_eq!(hear(Protocol::Compat, "🔵 m5 joined the room."), Heard::JoinNotice);
+        assert_eq!(hear(Protocol::Compat, "🔴 m5 left the room."), Heard::Other);
+        assert_eq!(hear(Protocol::Compat, "m0: hello"), Heard::Other);
+        let message = r#"{"type":"message","id":"x","room":"r","user":"lt1","text":"seq m0 7 1234","ts":"t"}"#;
+        assert_eq!(hear(Protocol::Json, message), numbered);
+        assert_eq!(hear(Protocol::Json, r#"{"type":"joined","user":"lt1","text":""}"#), Heard::JoinNotice);
+        assert_eq!(hear(Protocol::Json, r#"{"type":"ack","id":"x"}"#), Heard::Other);
+        assert_eq!(hear(Protocol::Json, "not json"), Heard::Other);
+    }
+
+    #[test]
+    fn every_member_hears_its_own_and_every_later_join() {
+        assert_eq!(notices_expected(1, 1), 1);
+        assert_eq!(notices_expected(5000, 1), 12_502_500);
+        // 5 members in 2 rooms: 3 and 2.
+        assert_eq!(notices_expected(5, 2), 6 + 3);
     }
 }
