@@ -12,9 +12,9 @@
 use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 
 use crate::BoxError;
 use crate::domain::{ChatEvent, DisplayName, RoomName};
@@ -90,19 +90,23 @@ pub enum Offer {
     Gone,
 }
 
-/// One member's queue. A plain `Mutex<VecDeque>` and a `Notify` rather than a
-/// channel: measured on the reference server, ~20 % less CPU per delivery and
-/// ~2 KiB less per connection than a tokio mpsc, and a writer can take a whole
-/// batch under one lock. The lock is never held across an await.
+/// One member's queue. A plain `Mutex<VecDeque>` with the one reader's
+/// waker inside it rather than a channel: measured on the reference server,
+/// ~20 % less CPU per delivery and ~2 KiB less per connection than a tokio
+/// mpsc, a writer can take a whole batch under one lock, and the offer that
+/// queues an event finds the waker under the lock it already holds (a
+/// `Notify` cost a second lock per delivery in the profile). The lock is
+/// never held across an await.
 struct Shared {
     state: Mutex<QueueState>,
-    wake: Notify,
     capacity: usize,
 }
 
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Arc<Published>>,
+    /// The member's task, waiting for an event.
+    waiting: Option<Waker>,
     too_slow: bool,
     /// The fan-out dropped its end.
     inbox_gone: bool,
@@ -119,7 +123,7 @@ impl Shared {
 /// A bounded queue for one member: the fan-out holds the [`Inbox`], the member
 /// the [`Subscription`]. Offering never waits, so no member can stall a room.
 pub fn queue(capacity: usize) -> (Inbox, Subscription) {
-    let shared = Arc::new(Shared { state: Mutex::default(), wake: Notify::new(), capacity: capacity.max(1) });
+    let shared = Arc::new(Shared { state: Mutex::default(), capacity: capacity.max(1) });
     let inbox = Inbox { shared: Arc::clone(&shared) };
     let subscription = Subscription { shared, on_drop: None, recent: Vec::new() };
     (inbox, subscription)
@@ -134,7 +138,7 @@ impl Inbox {
     /// Queues the event without waiting. On overflow the member is marked too
     /// slow and will be told so at once, before anything still queued.
     pub fn offer(&self, event: &Arc<Published>) -> Offer {
-        let offer = {
+        let (offer, waiting) = {
             let mut state = self.shared.lock();
             if state.subscription_gone {
                 return Offer::Gone;
@@ -142,13 +146,16 @@ impl Inbox {
             if state.events.len() >= self.shared.capacity {
                 state.too_slow = true;
                 state.events = VecDeque::new();
-                Offer::Overflowed
+                (Offer::Overflowed, state.waiting.take())
             } else {
                 state.events.push_back(Arc::clone(event));
-                Offer::Queued
+                (Offer::Queued, state.waiting.take())
             }
         };
-        self.shared.wake.notify_one();
+        // Woken outside the lock, so the member's task never finds it held.
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
         offer
     }
 
@@ -160,8 +167,14 @@ impl Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.shared.lock().inbox_gone = true;
-        self.shared.wake.notify_one();
+        let waiting = {
+            let mut state = self.shared.lock();
+            state.inbox_gone = true;
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     }
 }
 
@@ -196,30 +209,29 @@ impl Subscription {
 
     /// The next event, waiting for one.
     pub async fn next(&mut self) -> Result<Arc<Published>, Ended> {
-        loop {
-            if let Some(event) = self.try_next()? {
-                return Ok(event);
-            }
-            self.shared.wake.notified().await;
-        }
+        let mut batch = Vec::with_capacity(1);
+        self.next_batch(&mut batch, 1).await?;
+        batch.pop().ok_or(Ended::Closed)
     }
 
     /// Waits for at least one event, then moves up to `max` queued events
     /// into `batch` under one lock: a writer sends them all and flushes once.
     pub async fn next_batch(&mut self, batch: &mut Vec<Arc<Published>>, max: usize) -> Result<(), Ended> {
-        loop {
-            {
-                let mut state = self.shared.lock();
-                ended(&state)?;
-                if !state.events.is_empty() {
-                    let take = state.events.len().min(max.max(1));
-                    batch.extend(state.events.drain(..take));
-                    shrink_after_burst(&mut state.events);
-                    return Ok(());
+        std::future::poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            ended(&state)?;
+            if state.events.is_empty() {
+                if !state.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    state.waiting = Some(cx.waker().clone());
                 }
+                return Poll::Pending;
             }
-            self.shared.wake.notified().await;
-        }
+            let take = state.events.len().min(max.max(1));
+            batch.extend(state.events.drain(..take));
+            shrink_after_burst(&mut state.events);
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 
     /// The next event if one is queued now.
@@ -260,6 +272,7 @@ impl Drop for Subscription {
             let mut state = self.shared.lock();
             state.subscription_gone = true;
             state.events = VecDeque::new();
+            state.waiting = None;
         }
         if let Some(leave) = self.on_drop.take() {
             leave();
