@@ -1,24 +1,28 @@
-//! One open WebSocket: a reader that turns frames into posts, and a writer
-//! that drains the member's queue in batches (feed every frame, flush once)
-//! and also sends this connection's own frames (acks, errors, history).
+//! One open WebSocket, served by one task: the client's frames become posts,
+//! and the member's queue is drained in batches (feed every frame, flush
+//! once), with this connection's own frames (acks, errors, history, pings)
+//! in between.
+//!
+//! One task rather than a reader and a writer: no lock between two halves
+//! of the socket, no channel between them, and a connection costs one
+//! task's memory. The client's frames are read first, so a publisher is
+//! never queued behind its own room's traffic.
 //!
 //! No lock is held across an await here, and the room never waits for this
-//! connection: if the writer falls behind, the fan-out cuts the member off
-//! and the writer closes the socket with 1008.
+//! connection: if it falls behind, the fan-out cuts the member off and the
+//! connection closes with 1008.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use parley_ports::domain::{ChatEvent, EventId, MessageText};
 use parley_ports::{Chat, Ended, Member, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
@@ -34,7 +38,9 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 const BATCH: usize = 64;
 /// Rate-limited messages tolerated before the connection is closed as abusive.
 const ABUSE_LIMIT: u32 = 100;
-/// How long the reader may go on once the writer has closed the connection.
+/// How long what the client sent is still read once the connection is
+/// ending: a message followed at once by a disconnect is not lost, but a
+/// client's close echo is not waited for past a moment.
 const READ_GRACE: Duration = Duration::from_secs(2);
 /// Longest `client_id` echoed in acks.
 const MAX_CLIENT_ID: usize = 64;
@@ -44,10 +50,12 @@ pub enum Protocol {
     Json { since: Option<EventId>, history: Option<usize> },
 }
 
-/// What the reader asks of the writer.
-enum Control {
-    Frame(Utf8Bytes),
+/// How serving a connection ended.
+enum Outcome {
+    /// Close with this code, then read what is left.
     Close(Close),
+    /// The socket cannot be written to (the client vanished): read what is left.
+    Gone,
 }
 
 pub async fn run(
@@ -57,54 +65,31 @@ pub async fn run(
     mut subscription: Subscription,
     protocol: Protocol,
 ) {
-    let (sink, stream) = socket.split();
-    let (control, controls) = mpsc::channel(32);
-    let ponged = Arc::new(AtomicBool::new(true));
     let json = matches!(protocol, Protocol::Json { .. });
+    let mut greeting = Vec::new();
     if let Protocol::Json { since, history } = protocol {
-        for frame in welcome(rooms, &member, &mut subscription, since, history).await {
-            // The channel was just made with room to spare; a full one only drops a greeting.
-            let _ = control.try_send(Control::Frame(frame));
-        }
+        // Boxed: the greeting's state is large and lives for a moment; the
+        // connection's future, which lives as long as the member, stays small.
+        greeting = Box::pin(welcome(rooms, &member, &mut subscription, since, history)).await;
     }
-    let writer = Writer {
-        sink,
-        json,
-        ping_interval: rooms.config.ping_interval,
-        write_timeout: rooms.config.write_timeout,
-        ponged: Arc::clone(&ponged),
-    };
-    let mut writing = tokio::spawn(writer.run(subscription, controls, rooms.shutdown.subscribe()));
-    let reader = Reader {
-        stream,
+    let mut connection = Connection {
+        socket,
         chat: &rooms.chat,
         member: &member,
         json,
-        control: control.clone(),
         bucket: TokenBucket::new(rooms.config.messages_per_second, rooms.config.message_burst),
-        ponged,
+        excess: 0,
+        ponged: true,
+        write_timeout: rooms.config.write_timeout,
     };
-    // The writer owns the subscription; once it is done the member is out of
-    // the fan-out and the leave notice goes only to those who remain.
-    {
-        let reading = reader.run();
-        tokio::pin!(reading);
-        tokio::select! {
-            close = &mut reading => {
-                let _ = control.send(Control::Close(close)).await;
-                drop(control);
-                let _ = writing.await;
-            }
-            // The writer closed the connection (shutdown, too slow, a dead
-            // socket). What the client sent before that is still read — a
-            // message followed at once by a disconnect is not lost — but the
-            // client's close echo is not waited for past a moment.
-            _ = &mut writing => {
-                let _ = tokio::time::timeout(READ_GRACE, &mut reading).await;
-            }
-        }
-    }
-    if let Err(error) = rooms.chat.leave(member).await {
+    let outcome = match connection.send(greeting.into_iter().map(Message::Text)).await {
+        Ok(()) => connection.serve(subscription, rooms.config.ping_interval, rooms.shutdown.subscribe()).await,
+        Err(()) => Outcome::Gone,
+    };
+    // `serve` took the subscription: the member is out of the fan-out, and
+    // the leave notice goes only to those who remain.
+    connection.finish(outcome).await;
+    if let Err(error) = Box::pin(rooms.chat.leave(member)).await {
         tracing::warn!(%error, "could not tell the room a member left");
     }
 }
@@ -182,180 +167,175 @@ fn error_frame(code: &str, message: &str) -> Utf8Bytes {
     json!({"type": "error", "code": code, "message": message}).to_string().into()
 }
 
-struct Reader<'a> {
-    stream: SplitStream<Socket>,
-    chat: &'a Chat,
-    member: &'a Member,
-    json: bool,
-    control: mpsc::Sender<Control>,
-    bucket: TokenBucket,
-    ponged: Arc<AtomicBool>,
-}
-
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Command {
     Send { text: String, client_id: Option<serde_json::Value> },
 }
 
-impl Reader<'_> {
-    /// Reads until the client leaves or must be closed; says why.
-    async fn run(mut self) -> Close {
-        let mut excess = 0u32;
-        while let Some(frame) = self.stream.next().await {
-            let text = match frame {
-                Ok(Message::Text(text)) => text,
-                Ok(Message::Binary(_)) => return Close::Binary,
-                Ok(Message::Pong(_)) => {
-                    self.ponged.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                Ok(Message::Ping(_) | Message::Frame(_)) => continue,
-                Ok(Message::Close(_)) => return Close::Normal,
-                Err(WsError::Capacity(_)) => return Close::TooBig,
-                Err(WsError::Utf8(_)) => return Close::InvalidUtf8,
-                Err(WsError::Protocol(_)) => return Close::ProtocolError,
-                Err(_) => return Close::Normal,
-            };
-            // Any frame shows the client is alive.
-            self.ponged.store(true, Ordering::Relaxed);
-            if !self.bucket.take() {
-                excess += 1;
-                if excess > ABUSE_LIMIT {
-                    return Close::RateLimited;
-                }
-                if self.json {
-                    self.reply(error_frame("rate_limited", "slow down: message dropped")).await;
-                }
-                continue;
-            }
-            let outcome = if self.json { self.command(&text).await } else { self.say(text.as_str()).await };
-            if let Err(close) = outcome {
-                return close;
-            }
-        }
-        Close::Normal
-    }
-
-    /// The text protocol: the frame is the message.
-    async fn say(&self, text: &str) -> Result<(), Close> {
-        let text = MessageText::parse(text).map_err(|_| Close::TooBig)?;
-        self.chat.post(self.member, text).await.map(drop).map_err(|error| {
-            tracing::warn!(%error, "could not post a message");
-            Close::Unavailable
-        })
-    }
-
-    /// The JSON protocol: a command; mistakes get an `error` event, not a close.
-    async fn command(&self, frame: &str) -> Result<(), Close> {
-        let Command::Send { text, client_id } = match serde_json::from_str::<Command>(frame) {
-            Ok(command) => command,
-            Err(error) => {
-                self.reply(error_frame("bad_request", &format!("not a command: {error}"))).await;
-                return Ok(());
-            }
-        };
-        let client_id = client_id.filter(|id| id.as_str().is_none_or(|s| s.chars().count() <= MAX_CLIENT_ID));
-        let Ok(text) = MessageText::parse(text) else {
-            self.reply(error_frame("too_long", &format!("text is limited to {} characters", MessageText::MAX_CHARS)))
-                .await;
-            return Ok(());
-        };
-        match self.chat.post(self.member, text).await {
-            Ok(published) => {
-                let ack = json!({"type": "ack", "client_id": client_id, "id": published.event().id.to_string()});
-                self.reply(ack.to_string().into()).await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not post a message");
-                let mut frame =
-                    json!({"type": "error", "code": "unavailable", "message": "message not sent, try again"});
-                frame["client_id"] = client_id.unwrap_or_default();
-                self.reply(frame.to_string().into()).await;
-            }
-        }
-        Ok(())
-    }
-
-    async fn reply(&self, frame: Utf8Bytes) {
-        let _ = self.control.send(Control::Frame(frame)).await;
-    }
-}
-
-struct Writer {
-    sink: SplitSink<Socket, Message>,
+struct Connection<'a> {
+    socket: Socket,
+    chat: &'a Chat,
+    member: &'a Member,
     json: bool,
-    ping_interval: Duration,
+    bucket: TokenBucket,
+    /// Rate-limited messages so far.
+    excess: u32,
+    /// Whether the client showed it is alive since the last ping.
+    ponged: bool,
     write_timeout: Duration,
-    ponged: Arc<AtomicBool>,
 }
 
-impl Writer {
-    async fn run(
-        mut self,
+impl Connection<'_> {
+    /// Serves the member until the connection must end; says how.
+    async fn serve(
+        &mut self,
         mut subscription: Subscription,
-        mut controls: mpsc::Receiver<Control>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut batch: Vec<Arc<Published>> = Vec::with_capacity(0);
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + self.ping_interval, self.ping_interval);
-        let close = loop {
+        ping_every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Outcome {
+        let mut batch: Vec<Arc<Published>> = Vec::new();
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break Close::ShuttingDown,
-                control = controls.recv() => match control {
-                    Some(Control::Frame(frame)) => {
-                        if self.send(std::iter::once(Message::Text(frame))).await.is_err() {
-                            return;
-                        }
+                frame = self.socket.next() => {
+                    if let Err(outcome) = self.take(frame).await {
+                        return outcome;
                     }
-                    Some(Control::Close(close)) => break close,
-                    None => break Close::Normal,
-                },
+                }
                 received = subscription.next_batch(&mut batch, BATCH) => match received {
                     Ok(()) => {
                         let json = self.json;
                         let frames = batch.drain(..).map(|p| {
                             Message::Text(if json { p.encoded::<Json>() } else { p.encoded::<Compat>() })
                         });
-                        let frames: Vec<Message> = frames.collect();
                         if self.send(frames).await.is_err() {
-                            return;
+                            return Outcome::Gone;
                         }
                     }
-                    Err(Ended::TooSlow) => break Close::TooSlow,
-                    Err(Ended::Closed) => break Close::ShuttingDown,
+                    Err(Ended::TooSlow) => return Outcome::Close(Close::TooSlow),
+                    Err(Ended::Closed) => return Outcome::Close(Close::ShuttingDown),
                 },
+                _ = shutdown.changed() => return Outcome::Close(Close::ShuttingDown),
                 _ = ping.tick() => {
-                    if !self.ponged.swap(false, Ordering::Relaxed) {
-                        break Close::Unresponsive;
+                    if !std::mem::replace(&mut self.ponged, false) {
+                        return Outcome::Close(Close::Unresponsive);
                     }
                     if self.send(std::iter::once(Message::Ping(bytes::Bytes::new()))).await.is_err() {
-                        return;
+                        return Outcome::Gone;
                     }
                 }
             }
-        };
-        drop(subscription);
-        let frame = Message::Close(Some(close.frame()));
-        let _ = tokio::time::timeout(self.write_timeout, async {
-            let _ = self.sink.send(frame).await;
-            let _ = self.sink.close().await;
+        }
+    }
+
+    /// Ends the connection: the close frame if the socket still takes one,
+    /// then what the client sent before it noticed, for a moment.
+    async fn finish(&mut self, outcome: Outcome) {
+        if let Outcome::Close(close) = outcome {
+            let _ = self.send(std::iter::once(Message::Close(Some(close.frame())))).await;
+        }
+        let _ = tokio::time::timeout(READ_GRACE, async {
+            while let Some(Ok(frame)) = self.socket.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+                if self.take(Some(Ok(frame))).await.is_err() {
+                    break;
+                }
+            }
         })
         .await;
+        let _ = tokio::time::timeout(self.write_timeout, self.socket.close(None)).await;
+    }
+
+    /// One frame from the client, or the end of them: `Err` ends the connection.
+    async fn take(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), Outcome> {
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => return Err(Outcome::Close(Close::Binary)),
+            Some(Ok(Message::Pong(_))) => {
+                self.ponged = true;
+                return Ok(());
+            }
+            Some(Ok(Message::Ping(_) | Message::Frame(_))) => return Ok(()),
+            Some(Ok(Message::Close(_))) => return Err(Outcome::Close(Close::Normal)),
+            Some(Err(WsError::Capacity(_))) => return Err(Outcome::Close(Close::TooBig)),
+            Some(Err(WsError::Utf8(_))) => return Err(Outcome::Close(Close::InvalidUtf8)),
+            Some(Err(WsError::Protocol(_))) => return Err(Outcome::Close(Close::ProtocolError)),
+            Some(Err(_)) | None => return Err(Outcome::Gone),
+        };
+        // Any frame shows the client is alive.
+        self.ponged = true;
+        if !self.bucket.take() {
+            self.excess += 1;
+            if self.excess > ABUSE_LIMIT {
+                return Err(Outcome::Close(Close::RateLimited));
+            }
+            if self.json {
+                self.reply(error_frame("rate_limited", "slow down: message dropped")).await?;
+            }
+            return Ok(());
+        }
+        // Boxed for the same reason as the greeting: a post is brief.
+        if self.json { Box::pin(self.command(&text)).await } else { Box::pin(self.say(text.as_str())).await }
+    }
+
+    /// The text protocol: the frame is the message.
+    async fn say(&mut self, text: &str) -> Result<(), Outcome> {
+        let text = MessageText::parse(text).map_err(|_| Outcome::Close(Close::TooBig))?;
+        self.chat.post(self.member, text).await.map(drop).map_err(|error| {
+            tracing::warn!(%error, "could not post a message");
+            Outcome::Close(Close::Unavailable)
+        })
+    }
+
+    /// The JSON protocol: a command; mistakes get an `error` event, not a close.
+    async fn command(&mut self, frame: &str) -> Result<(), Outcome> {
+        let Command::Send { text, client_id } = match serde_json::from_str::<Command>(frame) {
+            Ok(command) => command,
+            Err(error) => return self.reply(error_frame("bad_request", &format!("not a command: {error}"))).await,
+        };
+        let client_id = client_id.filter(|id| id.as_str().is_none_or(|s| s.chars().count() <= MAX_CLIENT_ID));
+        let Ok(text) = MessageText::parse(text) else {
+            let limit = format!("text is limited to {} characters", MessageText::MAX_CHARS);
+            return self.reply(error_frame("too_long", &limit)).await;
+        };
+        match self.chat.post(self.member, text).await {
+            Ok(published) => {
+                let ack = json!({"type": "ack", "client_id": client_id, "id": published.event().id.to_string()});
+                self.reply(ack.to_string().into()).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not post a message");
+                let mut frame =
+                    json!({"type": "error", "code": "unavailable", "message": "message not sent, try again"});
+                frame["client_id"] = client_id.unwrap_or_default();
+                self.reply(frame.to_string().into()).await
+            }
+        }
+    }
+
+    async fn reply(&mut self, frame: Utf8Bytes) -> Result<(), Outcome> {
+        self.send(std::iter::once(Message::Text(frame))).await.map_err(|()| Outcome::Gone)
     }
 
     /// Feeds every frame, then flushes once; a client that cannot take them
-    /// within the write timeout is gone.
+    /// within the write timeout is gone. The timer is only armed when the
+    /// socket does not take the frames at once (the usual case needs none).
     async fn send(&mut self, frames: impl IntoIterator<Item = Message>) -> Result<(), ()> {
-        let sink = &mut self.sink;
-        let written = tokio::time::timeout(self.write_timeout, async move {
+        let socket = &mut self.socket;
+        let mut writing = std::pin::pin!(async move {
             for frame in frames {
-                sink.feed(frame).await?;
+                socket.feed(frame).await?;
             }
-            sink.flush().await
-        })
-        .await;
+            socket.flush().await
+        });
+        let written = match (&mut writing).now_or_never() {
+            Some(done) => Ok(done),
+            None => tokio::time::timeout(self.write_timeout, writing).await,
+        };
         match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
