@@ -217,21 +217,29 @@ impl Subscription {
     /// Waits for at least one event, then moves up to `max` queued events
     /// into `batch` under one lock: a writer sends them all and flushes once.
     pub async fn next_batch(&mut self, batch: &mut Vec<Arc<Published>>, max: usize) -> Result<(), Ended> {
-        std::future::poll_fn(|cx| {
-            let mut state = self.shared.lock();
-            ended(&state)?;
-            if state.events.is_empty() {
-                if !state.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    state.waiting = Some(cx.waker().clone());
-                }
-                return Poll::Pending;
+        std::future::poll_fn(|cx| self.poll_batch(cx, batch, max)).await
+    }
+
+    /// [`Subscription::next_batch`] for a hand-written poll loop (one that
+    /// keeps no future per source, to keep a connection small).
+    pub fn poll_batch(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        batch: &mut Vec<Arc<Published>>,
+        max: usize,
+    ) -> Poll<Result<(), Ended>> {
+        let mut state = self.shared.lock();
+        ended(&state)?;
+        if state.events.is_empty() {
+            if !state.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.waiting = Some(cx.waker().clone());
             }
-            let take = state.events.len().min(max.max(1));
-            batch.extend(state.events.drain(..take));
-            shrink_after_burst(&mut state.events);
-            Poll::Ready(Ok(()))
-        })
-        .await
+            return Poll::Pending;
+        }
+        let take = state.events.len().min(max.max(1));
+        batch.extend(state.events.drain(..take));
+        shrink_after_burst(&mut state.events);
+        Poll::Ready(Ok(()))
     }
 
     /// The next event if one is queued now.

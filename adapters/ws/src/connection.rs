@@ -12,18 +12,21 @@
 //! connection: if it falls behind, the fan-out cuts the member off and the
 //! connection closes with 1008.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use parley_ports::domain::{ChatEvent, EventId, MessageText};
 use parley_ports::{Chat, Ended, Member, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::WsRooms;
@@ -50,6 +53,14 @@ pub enum Protocol {
     Json { since: Option<EventId>, history: Option<usize> },
 }
 
+/// What woke the connection.
+enum Next {
+    Frame(Option<Result<Message, WsError>>),
+    Events(Result<(), Ended>),
+    ShuttingDown,
+    Ping,
+}
+
 /// How serving a connection ended.
 enum Outcome {
     /// Close with this code, then read what is left.
@@ -58,20 +69,46 @@ enum Outcome {
     Gone,
 }
 
+/// What the handshake hands over: the upgrade still to come, the socket's
+/// settings, and the connection slot, held until the member has left.
+pub struct Upgrade {
+    pub on_upgrade: OnUpgrade,
+    pub config: WebSocketConfig,
+    pub slot: OwnedSemaphorePermit,
+}
+
+/// Serves one member from the upgrade to the leave notice. This is the
+/// connection's task; its future lives as long as the member, so what runs
+/// for a moment (the greeting, a post, the goodbye) is boxed rather than laid
+/// out inside it.
 pub async fn run(
-    socket: Socket,
-    rooms: &Arc<WsRooms>,
+    upgrade: Upgrade,
+    rooms: Arc<WsRooms>,
     member: Member,
     mut subscription: Subscription,
     protocol: Protocol,
 ) {
+    let Upgrade { on_upgrade, config, slot: _slot } = upgrade;
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(%error, "the client left during the upgrade");
+            drop(subscription);
+            return leave(&rooms, member).await;
+        }
+    };
+    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let json = matches!(protocol, Protocol::Json { .. });
-    let mut greeting = Vec::new();
-    if let Protocol::Json { since, history } = protocol {
-        // Boxed: the greeting's state is large and lives for a moment; the
-        // connection's future, which lives as long as the member, stays small.
-        greeting = Box::pin(welcome(rooms, &member, &mut subscription, since, history)).await;
-    }
+    let greeting = match protocol {
+        Protocol::Json { since, history } => {
+            Box::pin(welcome(&rooms, &member, &mut subscription, since, history)).await
+        }
+        // The original protocol sends no history: the recent events are let go at once.
+        Protocol::Compat => {
+            drop(subscription.take_recent());
+            Vec::new()
+        }
+    };
     let mut connection = Connection {
         socket,
         chat: &rooms.chat,
@@ -82,13 +119,18 @@ pub async fn run(
         ponged: true,
         write_timeout: rooms.config.write_timeout,
     };
-    let outcome = match connection.send(greeting.into_iter().map(Message::Text)).await {
+    let outcome = match Box::pin(connection.send(greeting.into_iter().map(Message::Text))).await {
         Ok(()) => connection.serve(subscription, rooms.config.ping_interval, rooms.shutdown.subscribe()).await,
         Err(()) => Outcome::Gone,
     };
     // `serve` took the subscription: the member is out of the fan-out, and
     // the leave notice goes only to those who remain.
-    connection.finish(outcome).await;
+    Box::pin(connection.finish(outcome)).await;
+    drop(connection);
+    leave(&rooms, member).await;
+}
+
+async fn leave(rooms: &WsRooms, member: Member) {
     if let Err(error) = Box::pin(rooms.chat.leave(member)).await {
         tracing::warn!(%error, "could not tell the room a member left");
     }
@@ -188,6 +230,11 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     /// Serves the member until the connection must end; says how.
+    ///
+    /// One hand-written poll over the sources instead of `select!`: the
+    /// macro keeps a future per branch inside this one, which lives as long
+    /// as the member. Here the only futures are the brief ones (a write, a
+    /// post), boxed while they run.
     async fn serve(
         &mut self,
         mut subscription: Subscription,
@@ -196,33 +243,49 @@ impl Connection<'_> {
     ) -> Outcome {
         let mut batch: Vec<Arc<Published>> = Vec::new();
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut shutting_down = Box::pin(async move {
+            let _ = shutdown.changed().await;
+        });
         loop {
-            tokio::select! {
-                biased;
-                frame = self.socket.next() => {
-                    if let Err(outcome) = self.take(frame).await {
+            // The client's frames first: a publisher is not queued behind its own room.
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(frame) = self.socket.poll_next_unpin(cx) {
+                    return Poll::Ready(Next::Frame(frame));
+                }
+                if let Poll::Ready(received) = subscription.poll_batch(cx, &mut batch, BATCH) {
+                    return Poll::Ready(Next::Events(received));
+                }
+                if shutting_down.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Next::ShuttingDown);
+                }
+                if ping.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Next::Ping);
+                }
+                Poll::Pending
+            })
+            .await;
+            match next {
+                Next::Frame(frame) => {
+                    if let Err(outcome) = Box::pin(self.take(frame)).await {
                         return outcome;
                     }
                 }
-                received = subscription.next_batch(&mut batch, BATCH) => match received {
-                    Ok(()) => {
-                        let json = self.json;
-                        let frames = batch.drain(..).map(|p| {
-                            Message::Text(if json { p.encoded::<Json>() } else { p.encoded::<Compat>() })
-                        });
-                        if self.send(frames).await.is_err() {
-                            return Outcome::Gone;
-                        }
+                Next::Events(Ok(())) => {
+                    let json = self.json;
+                    let frames = batch
+                        .drain(..)
+                        .map(|p| Message::Text(if json { p.encoded::<Json>() } else { p.encoded::<Compat>() }));
+                    if Box::pin(self.send(frames)).await.is_err() {
+                        return Outcome::Gone;
                     }
-                    Err(Ended::TooSlow) => return Outcome::Close(Close::TooSlow),
-                    Err(Ended::Closed) => return Outcome::Close(Close::ShuttingDown),
-                },
-                _ = shutdown.changed() => return Outcome::Close(Close::ShuttingDown),
-                _ = ping.tick() => {
+                }
+                Next::Events(Err(Ended::TooSlow)) => return Outcome::Close(Close::TooSlow),
+                Next::Events(Err(Ended::Closed)) | Next::ShuttingDown => return Outcome::Close(Close::ShuttingDown),
+                Next::Ping => {
                     if !std::mem::replace(&mut self.ponged, false) {
                         return Outcome::Close(Close::Unresponsive);
                     }
-                    if self.send(std::iter::once(Message::Ping(bytes::Bytes::new()))).await.is_err() {
+                    if Box::pin(self.send(std::iter::once(Message::Ping(bytes::Bytes::new())))).await.is_err() {
                         return Outcome::Gone;
                     }
                 }
@@ -278,8 +341,7 @@ impl Connection<'_> {
             }
             return Ok(());
         }
-        // Boxed for the same reason as the greeting: a post is brief.
-        if self.json { Box::pin(self.command(&text)).await } else { Box::pin(self.say(text.as_str())).await }
+        if self.json { self.command(&text).await } else { self.say(text.as_str()).await }
     }
 
     /// The text protocol: the frame is the message.
@@ -334,7 +396,7 @@ impl Connection<'_> {
         });
         let written = match (&mut writing).now_or_never() {
             Some(done) => Ok(done),
-            None => tokio::time::timeout(self.write_timeout, writing).await,
+            None => Box::pin(tokio::time::timeout(self.write_timeout, writing)).await,
         };
         match written {
             Ok(Ok(())) => Ok(()),

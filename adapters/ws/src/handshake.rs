@@ -12,12 +12,10 @@ use hyper::header::{
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use parley_ports::AccountError;
 use parley_ports::domain::DisplayName;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::WsRooms;
 use crate::connection::{self, Protocol};
@@ -127,24 +125,13 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>) -> Rep
         }
     };
 
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let config = socket_config(rooms.config.max_message_bytes);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                connection::run(socket, &rooms, member, subscription, protocol).await;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "the client left during the upgrade");
-                drop(subscription);
-                if let Err(error) = rooms.chat.leave(member).await {
-                    tracing::warn!(%error, "could not tell the room a member left");
-                }
-            }
-        }
-        drop(slot);
-    });
+    let upgrade = connection::Upgrade {
+        on_upgrade: hyper::upgrade::on(&mut request),
+        config: socket_config(rooms.config.max_message_bytes),
+        slot,
+    };
+    let serving = connection::run(upgrade, rooms, member, subscription, protocol);
+    tokio::spawn(serving);
 
     let mut reply = Response::new(Full::new(Bytes::new()));
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -161,7 +148,7 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>) -> Rep
 /// default 128 KiB read buffer.
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(1024)
+        .read_buffer_size(256)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(max_message_bytes))
