@@ -24,7 +24,7 @@ use parley_ports::domain::{ChatEvent, EventId, MessageText};
 use parley_ports::{Chat, Ended, Member, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -39,6 +39,8 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 /// Events written per flush at most: enough to amortise the write syscall,
 /// few enough that one connection's batch stays small.
 const BATCH: usize = 64;
+/// Batch capacity kept between batches: steady traffic reuses it.
+const BATCH_KEPT: usize = 16;
 /// Rate-limited messages tolerated before the connection is closed as abusive.
 const ABUSE_LIMIT: u32 = 100;
 /// How long what the client sent is still read once the connection is
@@ -77,10 +79,10 @@ pub struct Upgrade {
     pub slot: OwnedSemaphorePermit,
 }
 
-/// Serves one member from the upgrade to the leave notice. This is the
-/// connection's task; its future lives as long as the member, so what runs
-/// for a moment (the greeting, a post, the goodbye) is boxed rather than laid
-/// out inside it.
+/// Opens the connection and greets the member, then hands the member's life
+/// to a task of its own: that task's future is what every idle member costs,
+/// so it holds no trace of the upgrade or the greeting, and what runs for a
+/// moment there (a write, a post, the goodbye) is boxed while it runs.
 pub async fn run(
     upgrade: Upgrade,
     rooms: Arc<WsRooms>,
@@ -88,7 +90,7 @@ pub async fn run(
     mut subscription: Subscription,
     protocol: Protocol,
 ) {
-    let Upgrade { on_upgrade, config, slot: _slot } = upgrade;
+    let Upgrade { on_upgrade, config, slot } = upgrade;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -100,34 +102,23 @@ pub async fn run(
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let json = matches!(protocol, Protocol::Json { .. });
     let greeting = match protocol {
-        Protocol::Json { since, history } => {
-            Box::pin(welcome(&rooms, &member, &mut subscription, since, history)).await
-        }
+        Protocol::Json { since, history } => welcome(&rooms, &member, &mut subscription, since, history).await,
         // The original protocol sends no history: the recent events are let go at once.
         Protocol::Compat => {
             drop(subscription.take_recent());
             Vec::new()
         }
     };
-    let mut connection = Connection {
+    let connection = Connection {
         socket,
-        chat: &rooms.chat,
-        member: &member,
-        json,
         bucket: TokenBucket::new(rooms.config.messages_per_second, rooms.config.message_burst),
+        rooms,
+        member,
+        json,
         excess: 0,
         ponged: true,
-        write_timeout: rooms.config.write_timeout,
     };
-    let outcome = match Box::pin(connection.send(greeting.into_iter().map(Message::Text))).await {
-        Ok(()) => connection.serve(subscription, rooms.config.ping_interval, rooms.shutdown.subscribe()).await,
-        Err(()) => Outcome::Gone,
-    };
-    // `serve` took the subscription: the member is out of the fan-out, and
-    // the leave notice goes only to those who remain.
-    Box::pin(connection.finish(outcome)).await;
-    drop(connection);
-    leave(&rooms, member).await;
+    tokio::spawn(connection.live(subscription, greeting, slot));
 }
 
 async fn leave(rooms: &WsRooms, member: Member) {
@@ -215,33 +206,45 @@ enum Command {
     Send { text: String, client_id: Option<serde_json::Value> },
 }
 
-struct Connection<'a> {
+struct Connection {
     socket: Socket,
-    chat: &'a Chat,
-    member: &'a Member,
+    rooms: Arc<WsRooms>,
+    member: Member,
     json: bool,
     bucket: TokenBucket,
     /// Rate-limited messages so far.
     excess: u32,
     /// Whether the client showed it is alive since the last ping.
     ponged: bool,
-    write_timeout: Duration,
 }
 
-impl Connection<'_> {
+impl Connection {
+    /// The member's life: the greeting, the room, the goodbye, the leave
+    /// notice. The connection slot is held until the member has left.
+    async fn live(mut self, mut subscription: Subscription, greeting: Vec<Utf8Bytes>, slot: OwnedSemaphorePermit) {
+        let outcome = match Box::pin(self.send(greeting.into_iter().map(Message::Text))).await {
+            Ok(()) => self.serve(&mut subscription).await,
+            Err(()) => Outcome::Gone,
+        };
+        // Out of the fan-out first: the leave notice goes only to those who remain.
+        drop(subscription);
+        Box::pin(self.finish(outcome)).await;
+        let Connection { rooms, member, socket, .. } = self;
+        drop(socket);
+        leave(&rooms, member).await;
+        drop(slot);
+    }
+
     /// Serves the member until the connection must end; says how.
     ///
     /// One hand-written poll over the sources instead of `select!`: the
     /// macro keeps a future per branch inside this one, which lives as long
     /// as the member. Here the only futures are the brief ones (a write, a
     /// post), boxed while they run.
-    async fn serve(
-        &mut self,
-        mut subscription: Subscription,
-        ping_every: Duration,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Outcome {
+    async fn serve(&mut self, subscription: &mut Subscription) -> Outcome {
         let mut batch: Vec<Arc<Published>> = Vec::new();
+        let ping_every = self.rooms.config.ping_interval;
+        let mut shutdown = self.rooms.shutdown.subscribe();
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut shutting_down = Box::pin(async move {
             let _ = shutdown.changed().await;
@@ -278,6 +281,10 @@ impl Connection<'_> {
                     if Box::pin(self.send(frames)).await.is_err() {
                         return Outcome::Gone;
                     }
+                    // A burst (a join storm) leaves a big buffer behind; an idle member keeps a small one.
+                    if batch.capacity() > BATCH_KEPT {
+                        batch = Vec::new();
+                    }
                 }
                 Next::Events(Err(Ended::TooSlow)) => return Outcome::Close(Close::TooSlow),
                 Next::Events(Err(Ended::Closed)) | Next::ShuttingDown => return Outcome::Close(Close::ShuttingDown),
@@ -310,7 +317,7 @@ impl Connection<'_> {
             }
         })
         .await;
-        let _ = tokio::time::timeout(self.write_timeout, self.socket.close(None)).await;
+        let _ = tokio::time::timeout(self.rooms.config.write_timeout, self.socket.close(None)).await;
     }
 
     /// One frame from the client, or the end of them: `Err` ends the connection.
@@ -347,7 +354,7 @@ impl Connection<'_> {
     /// The text protocol: the frame is the message.
     async fn say(&mut self, text: &str) -> Result<(), Outcome> {
         let text = MessageText::parse(text).map_err(|_| Outcome::Close(Close::TooBig))?;
-        self.chat.post(self.member, text).await.map(drop).map_err(|error| {
+        self.rooms.chat.post(&self.member, text).await.map(drop).map_err(|error| {
             tracing::warn!(%error, "could not post a message");
             Outcome::Close(Close::Unavailable)
         })
@@ -364,7 +371,7 @@ impl Connection<'_> {
             let limit = format!("text is limited to {} characters", MessageText::MAX_CHARS);
             return self.reply(error_frame("too_long", &limit)).await;
         };
-        match self.chat.post(self.member, text).await {
+        match self.rooms.chat.post(&self.member, text).await {
             Ok(published) => {
                 let ack = json!({"type": "ack", "client_id": client_id, "id": published.event().id.to_string()});
                 self.reply(ack.to_string().into()).await
@@ -396,7 +403,7 @@ impl Connection<'_> {
         });
         let written = match (&mut writing).now_or_never() {
             Some(done) => Ok(done),
-            None => Box::pin(tokio::time::timeout(self.write_timeout, writing)).await,
+            None => Box::pin(tokio::time::timeout(self.rooms.config.write_timeout, writing)).await,
         };
         match written {
             Ok(Ok(())) => Ok(()),

@@ -148,7 +148,7 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>) -> Rep
 /// default 128 KiB read buffer.
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(256)
+        .read_buffer_size(128)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(max_message_bytes))
