@@ -19,10 +19,13 @@ use parley_ports::{Fanout, FanoutError, Published, Subscription};
 
 use crate::lock;
 
-/// Events a member may have queued before it counts as too slow. At ~100
-/// bytes an event this bounds a stuck member to tens of KiB, and absorbs a
-/// burst of a few hundred messages without cutting anyone off.
-pub const DEFAULT_QUEUE: usize = 256;
+/// Events a member may have queued before it counts as too slow. Queued
+/// events are shared pointers (8 bytes each; the event itself exists once),
+/// so this bounds a stuck member to 32 KiB of queue. 256 cut members off in
+/// a 5 000-member join storm on the original protocol (every join is a
+/// notice to everyone: 12.5 M deliveries in a few seconds), where a member's
+/// task can wait behind hundreds of joins before it runs.
+pub const DEFAULT_QUEUE: usize = 4096;
 /// Events each room keeps for newcomers and resuming clients.
 pub const RECENT_EVENTS: usize = 256;
 

@@ -15,7 +15,7 @@ mod user_store;
 
 pub use chat_log::MemoryChatLog;
 pub use clock::SystemClock;
-pub use fanout::MemoryFanout;
+pub use fanout::{DEFAULT_QUEUE, MemoryFanout};
 pub use user_store::MemoryUserStore;
 
 /// Locks a std mutex, ignoring poisoning: every critical section here leaves
