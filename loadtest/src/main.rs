@@ -13,8 +13,8 @@
 //! taken out before goose reads the rest: `--server-pid PID` (or
 //! `PARLEY_SERVER_PID`) samples the server's CPU, memory and writes from
 //! /proc through the run; `--summary FILE` writes the printed figures as
-//! JSON. The exit status is 1 if any message was lost, repeated or
-//! reordered. Only loopback targets are accepted.
+//! JSON. The exit status is 1 if any message was lost, repeated,
+//! reordered, or never arrived. Only loopback targets are accepted.
 
 mod histogram;
 mod http;
@@ -164,7 +164,7 @@ async fn main() -> Result<(), GooseError> {
         }
     }
     if !sound {
-        eprintln!("parley-loadtest: messages were lost, repeated or reordered");
+        eprintln!("parley-loadtest: messages were lost, repeated, reordered or not all delivered");
         std::process::exit(1);
     }
     Ok(())

@@ -385,6 +385,7 @@ pub fn summary(shape: &Shape, samples: &[Sample]) -> Value {
         "join_notices": COUNTERS[NOTICES].load(Ordering::Relaxed),
         "join_notices_expected": notices_expected(members, shape.rooms as u64),
         "deliveries": delivered,
+        "deliveries_expected": members * shape.publishers_per_room.min(members as usize) as u64 * shape.messages,
         "deliveries_per_second": seconds_between(first_send, last_delivery).map(|s| (delivered as f64 / s).round()),
         "lost": LOST.load(Ordering::Relaxed),
         "duplicates": DUPLICATES.load(Ordering::Relaxed),
@@ -419,10 +420,10 @@ pub fn summary(shape: &Shape, samples: &[Sample]) -> Value {
     report
 }
 
-/// Whether the run delivered what it sent, once each and in order.
+/// Whether the run delivered what it sent, to every member, once each and in order.
 pub fn sound(report: &Value) -> bool {
     let zero = |key: &str| report[key].as_u64() == Some(0);
-    zero("lost") && zero("duplicates") && zero("out_of_order")
+    zero("lost") && zero("duplicates") && zero("out_of_order") && report["deliveries"] == report["deliveries_expected"]
 }
 
 #[cfg(test)]
