@@ -42,7 +42,7 @@ scenario() {
     pid=$(start_"$server")
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
     echo "== $name on $server (users $users, rooms $rooms, messages $messages, window $window)" >&2
-    PARLEY_LT_ROOMS=$rooms PARLEY_LT_MESSAGES=$messages PARLEY_LT_WINDOW=$window \
+    PARLEY_LT_ROOMS=$rooms PARLEY_LT_MESSAGES=$messages PARLEY_LT_WINDOW=$window PARLEY_LT_PACE=${PACE:-echo} \
         PARLEY_LT_JOIN_SECONDS=${JOIN_SECONDS:-60} \
         target/release/parley-loadtest --host "http://127.0.0.1:$port" --users "$users" \
         --run-time "$run_time" --server-pid "$pid" --summary "$out/$name-$server.json" --quiet \
@@ -58,6 +58,7 @@ for server in parley node; do
     scenario rooms-100x2000 $server 100 1 2000 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
     scenario rooms-1000x500 $server 1000 1 500 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
     scenario rooms-1000x500-w1 $server 1000 1 500 1 $((30 * slow))s --scenarios rooms --increase-rate 1000
+    PACE=room scenario rooms-1000x500-room $server 1000 1 500 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
     JOIN_SECONDS=300 scenario rooms-5000x100 $server 5000 1 100 10 $([ $server = node ] && echo 240 || echo 40)s \
         --scenarios rooms --increase-rate 5000
     scenario idle-10000 $server 10000 100 0 10 $((25 * (slow > 1 ? 2 : 1)))s --scenarios rooms --increase-rate 2000

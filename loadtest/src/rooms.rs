@@ -4,7 +4,13 @@
 //! Once joining has been quiet for a second (or `PARLEY_LT_JOIN_SECONDS`
 //! have passed), the first `PARLEY_LT_PUBLISHERS` users of each room publish
 //! `PARLEY_LT_MESSAGES` numbered messages each, keeping at most
-//! `PARLEY_LT_WINDOW` in flight (sent, not yet heard back).
+//! `PARLEY_LT_WINDOW` in flight. In flight means, with `PARLEY_LT_PACE`:
+//! - `echo` (the default): sent, and not yet heard back by the publisher —
+//!   what a chat client sees. A server faster than the readers lets the
+//!   publisher run ahead of its room; queues then grow and writes batch.
+//! - `room`: sent, and not yet heard by the whole room (the room's
+//!   deliveries of the publisher's messages, over its members): latency at a
+//!   fixed load, with nothing queued beyond the window.
 //!
 //! Every member reads everything: each delivery's latency (send to receipt)
 //! is a goose request `WS deliver`, and gaps, repeats and reorderings in each
@@ -12,8 +18,8 @@
 //! the join phase: from the first connect until the last notice is heard.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -48,6 +54,31 @@ static DUPLICATES: AtomicU64 = AtomicU64::new(0);
 static OUT_OF_ORDER: AtomicU64 = AtomicU64::new(0);
 static LATENCY: Histogram = Histogram::new();
 static TOKEN: OnceCell<String> = OnceCell::const_new();
+/// Members per room, counted as they join.
+static ROOM_SIZES: LazyLock<std::sync::Mutex<HashMap<String, u64>>> = LazyLock::new(Default::default);
+/// Per publisher: how far its messages have reached.
+static REACH: LazyLock<std::sync::Mutex<HashMap<String, Arc<Reach>>>> = LazyLock::new(Default::default);
+
+/// How far one publisher's messages have reached its room.
+#[derive(Default)]
+struct Reach {
+    /// Heard by anyone in the room.
+    deliveries: AtomicU64,
+    /// Heard back by the publisher itself.
+    echoes: AtomicU64,
+    /// Rung when the publisher hears one back, and each time the room has
+    /// heard one more message's worth.
+    wake: Notify,
+}
+
+fn reach(publisher: &str) -> Arc<Reach> {
+    let mut all = REACH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(all.entry(publisher.to_owned()).or_default())
+}
+
+fn room_size(room: &str) -> u64 {
+    ROOM_SIZES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(room).copied().unwrap_or(1).max(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -55,9 +86,17 @@ pub enum Protocol {
     Json,
 }
 
+/// What holds a publisher back: see the module's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    Echo,
+    Room,
+}
+
 #[derive(Debug, Clone)]
 pub struct Shape {
     pub protocol: Protocol,
+    pub pace: Pace,
     pub rooms: usize,
     pub publishers_per_room: usize,
     pub window: u64,
@@ -75,8 +114,13 @@ impl Shape {
             Ok("json") => Protocol::Json,
             _ => Protocol::Compat,
         };
+        let pace = match std::env::var("PARLEY_LT_PACE").as_deref() {
+            Ok("room") => Pace::Room,
+            _ => Pace::Echo,
+        };
         Self {
             protocol,
+            pace,
             rooms: env("PARLEY_LT_ROOMS", 1usize).max(1),
             publishers_per_room: env("PARLEY_LT_PUBLISHERS", 1usize),
             window: env("PARLEY_LT_WINDOW", 10u64).max(1),
@@ -98,11 +142,11 @@ struct Member(Arc<MemberState>);
 struct MemberState {
     sink: Mutex<SplitSink<Socket, Message>>,
     name: String,
+    room: String,
     publisher: bool,
     sent: AtomicU64,
-    in_flight: Arc<AtomicU64>,
-    /// Rung by the reader when one of this member's own messages comes back.
-    heard_own: Arc<Notify>,
+    /// How far this member's messages have reached its room.
+    reach: Arc<Reach>,
     latencies: Mutex<mpsc::UnboundedReceiver<Duration>>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -164,17 +208,15 @@ pub async fn join(user: &mut GooseUser) -> TransactionResult {
     PEAK_CONNECTED.fetch_max(open, Ordering::Relaxed);
     let (sink, stream) = socket.split();
     let (latency, latencies) = mpsc::unbounded_channel();
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let heard_own = Arc::new(Notify::new());
-    let own = Own { name: name.clone(), in_flight: Arc::clone(&in_flight), heard: Arc::clone(&heard_own) };
-    let reader = tokio::spawn(read(stream, shape.protocol, own, latency));
+    *ROOM_SIZES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(room.clone()).or_default() += 1;
+    let reader = tokio::spawn(read(stream, shape.protocol, name.clone(), room.clone(), latency));
     user.set_session_data(Member(Arc::new(MemberState {
         sink: Mutex::new(sink),
+        reach: reach(&name),
         name,
+        room,
         publisher,
         sent: AtomicU64::new(0),
-        in_flight,
-        heard_own,
         latencies: Mutex::new(latencies),
         reader,
     })));
@@ -222,16 +264,17 @@ fn hear(protocol: Protocol, frame: &str) -> Heard {
     }
 }
 
-/// What the reader needs to know of its own member's messages.
-struct Own {
-    name: String,
-    in_flight: Arc<AtomicU64>,
-    heard: Arc<Notify>,
-}
-
 /// Reads every frame until the connection ends.
-async fn read(mut stream: SplitStream<Socket>, protocol: Protocol, own: Own, latency: mpsc::UnboundedSender<Duration>) {
-    let mut last: HashMap<String, u64> = HashMap::new();
+async fn read(
+    mut stream: SplitStream<Socket>,
+    protocol: Protocol,
+    me: String,
+    room: String,
+    latency: mpsc::UnboundedSender<Duration>,
+) {
+    // Per publisher: the last number heard, and how far its messages have reached.
+    let mut publishers: HashMap<String, (u64, Arc<Reach>)> = HashMap::new();
+    let mut members = 0;
     while let Some(Ok(frame)) = stream.next().await {
         let Message::Text(frame) = frame else { continue };
         let (publisher, n, sent) = match hear(protocol, frame.as_str()) {
@@ -249,14 +292,21 @@ async fn read(mut stream: SplitStream<Socket>, protocol: Protocol, own: Own, lat
         let took = Duration::from_micros(now.saturating_sub(sent));
         LATENCY.record(took);
         let _ = latency.send(took);
-        if publisher == own.name {
-            own.in_flight.fetch_sub(1, Ordering::Relaxed);
-            own.heard.notify_one();
+        if members == 0 {
+            // Read when messages first flow: everyone has joined by then.
+            members = room_size(&room);
         }
-        let previous = match last.get_mut(&publisher) {
-            Some(previous) => previous,
-            None => last.entry(publisher).or_insert(0),
+        let (previous, reach) = match publishers.get_mut(&publisher) {
+            Some(known) => known,
+            None => publishers.entry(publisher.clone()).or_insert_with(|| (0, reach(&publisher))),
         };
+        if publisher == me {
+            reach.echoes.fetch_add(1, Ordering::Relaxed);
+            reach.wake.notify_one();
+        }
+        if (reach.deliveries.fetch_add(1, Ordering::Relaxed) + 1) % members == 0 {
+            reach.wake.notify_one();
+        }
         match n.cmp(&(*previous + 1)) {
             std::cmp::Ordering::Equal => *previous = n,
             std::cmp::Ordering::Greater => {
@@ -292,11 +342,16 @@ pub async fn publish_and_report(user: &mut GooseUser) -> TransactionResult {
     }
     if member.publisher && !joining(&shape) {
         let mut sink = member.sink.lock().await;
+        let members = room_size(&member.room);
+        let done = || match shape.pace {
+            Pace::Echo => member.reach.echoes.load(Ordering::Relaxed),
+            Pace::Room => member.reach.deliveries.load(Ordering::Relaxed) / members,
+        };
+        let in_flight = |sent: u64| sent.saturating_sub(done());
         while member.sent.load(Ordering::Relaxed) < shape.messages
-            && member.in_flight.load(Ordering::Relaxed) < shape.window
+            && in_flight(member.sent.load(Ordering::Relaxed)) < shape.window
         {
             let n = member.sent.fetch_add(1, Ordering::Relaxed) + 1;
-            member.in_flight.fetch_add(1, Ordering::Relaxed);
             let now = now_micros();
             let _ = FIRST_SEND.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
             COUNTERS[SENT].fetch_add(1, Ordering::Relaxed);
@@ -310,10 +365,10 @@ pub async fn publish_and_report(user: &mut GooseUser) -> TransactionResult {
             }
         }
     }
-    // A publisher wakes when its own message comes back; the others only
-    // report, which need not be often (a wake-up per member per millisecond
-    // would cost the load generator more than the server).
-    let _ = tokio::time::timeout(Duration::from_millis(100), member.heard_own.notified()).await;
+    // A publisher wakes when one of its messages has got far enough;
+    // the others only report, which need not be often (a wake-up per member
+    // per millisecond would cost the load generator more than the server).
+    let _ = tokio::time::timeout(Duration::from_millis(100), member.reach.wake.notified()).await;
     Ok(())
 }
 
@@ -376,6 +431,7 @@ pub fn summary(shape: &Shape, samples: &[Sample]) -> Value {
     let mut report = json!({
         "scenario": "rooms",
         "protocol": if shape.protocol == Protocol::Json { "json" } else { "compat" },
+        "pace": if shape.pace == Pace::Room { "room" } else { "echo" },
         "rooms": shape.rooms,
         "members": members,
         "publishers_per_room": shape.publishers_per_room,
