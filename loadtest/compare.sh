@@ -6,6 +6,7 @@
 #
 #   loadtest/compare.sh              # every scenario
 #   loadtest/compare.sh rooms-1000   # the scenarios whose name starts so
+#   SERVERS=node loadtest/compare.sh rooms-5000   # one server only
 #
 # Needs release builds (cargo build --release -p parley -p parley-loadtest)
 # and, for the peer, Node.js 20 with npm. Loopback only; nothing else runs.
@@ -53,13 +54,13 @@ scenario() {
     echo >&2
 }
 
-for server in parley node; do
+for server in ${SERVERS:-parley node}; do
     slow=$([ $server = node ] && echo 3 || echo 1)
     scenario rooms-100x2000 $server 100 1 2000 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
     scenario rooms-1000x500 $server 1000 1 500 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
     scenario rooms-1000x500-w1 $server 1000 1 500 1 $((30 * slow))s --scenarios rooms --increase-rate 1000
     PACE=room scenario rooms-1000x500-room $server 1000 1 500 10 $((20 * slow))s --scenarios rooms --increase-rate 1000
-    JOIN_SECONDS=300 scenario rooms-5000x100 $server 5000 1 100 10 $([ $server = node ] && echo 240 || echo 40)s \
+    JOIN_SECONDS=300 scenario rooms-5000x100 $server 5000 1 100 10 $([ $server = node ] && echo 420 || echo 40)s \
         --scenarios rooms --increase-rate 5000
     scenario idle-10000 $server 10000 100 0 10 $((25 * (slow > 1 ? 2 : 1)))s --scenarios rooms --increase-rate 2000
 done
