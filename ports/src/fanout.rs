@@ -188,9 +188,16 @@ pub struct Subscription {
 
 impl Subscription {
     /// Runs `leave` when the subscription is dropped: how an adapter forgets
-    /// the member at once rather than at its next publish.
+    /// the member at once rather than at its next publish. A hook set before
+    /// runs first, so an adapter wrapping another keeps the inner one's.
     pub fn on_drop(mut self, leave: impl FnOnce() + Send + Sync + 'static) -> Self {
-        self.on_drop = Some(Box::new(leave));
+        let before = self.on_drop.take();
+        self.on_drop = Some(Box::new(move || {
+            if let Some(before) = before {
+                before();
+            }
+            leave();
+        }));
         self
     }
 
@@ -341,6 +348,19 @@ mod tests {
             text: MessageText::parse(text).unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00 UTC),
         }
+    }
+
+    #[test]
+    fn drop_hooks_all_run_the_inner_adapters_first() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (_inbox, subscription) = queue(4);
+        let (inner, outer) = (Arc::clone(&order), Arc::clone(&order));
+        let subscription = subscription
+            .on_drop(move || inner.lock().unwrap().push("inner"))
+            .on_drop(move || outer.lock().unwrap().push("outer"));
+        assert!(order.lock().unwrap().is_empty());
+        drop(subscription);
+        assert_eq!(*order.lock().unwrap(), ["inner", "outer"]);
     }
 
     static ENCODES: AtomicUsize = AtomicUsize::new(0);
