@@ -10,6 +10,7 @@ use parley_auth::{Argon2Hasher, JwtIssuer};
 use parley_memory::{MemoryFanout, SystemClock};
 use parley_ports::domain::EventIds;
 use parley_ports::{Accounts, Chat, ChatLogWriter, ChatRecorder, Clock, Fanout};
+use parley_redis::RedisFanout;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -68,7 +69,16 @@ impl App {
             Arc::new(JwtIssuer::new(&secret, config.jwt_algorithm, config.token_lifetime(), Arc::clone(&clock)));
         let accounts = Arc::new(Accounts::new(users, hasher, tokens, Arc::clone(&clock)));
 
-        let fanout: Arc<dyn Fanout> = Arc::new(MemoryFanout::new(config.member_queue as usize));
+        let queue = config.member_queue as usize;
+        let fanout: Arc<dyn Fanout> = match config.redis_url.as_deref() {
+            None => Arc::new(MemoryFanout::new(queue)),
+            Some(url) => {
+                let wait = Duration::from_secs(config.db_wait_seconds);
+                let fanout = connect_redis(url, queue, wait).await?;
+                tracing::info!("rooms span every Parley process on the same Redis (REDIS_URL)");
+                Arc::new(fanout)
+            }
+        };
         let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize);
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
         let chat = Arc::new(Chat::new(fanout, log, recorder, clock, EventIds::new(seed)));
@@ -170,6 +180,24 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Connects the cross-process fan-out, retrying for `wait` as for the
+/// database (compose may start Redis after Parley), then failing clearly.
+async fn connect_redis(url: &str, queue: usize, wait: Duration) -> anyhow::Result<RedisFanout> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match RedisFanout::connect(url, "parley", queue).await {
+            Ok(fanout) => return Ok(fanout),
+            Err(error) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(%error, "Redis (REDIS_URL) is not reachable yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => anyhow::bail!("Redis at REDIS_URL is unreachable: {error}"),
+        }
+    }
 }
 
 #[cfg(test)]

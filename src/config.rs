@@ -45,6 +45,11 @@ pub struct Config {
     #[arg(long, env = "ELASTIC_URL")]
     pub elastic_url: Option<String>,
 
+    /// Redis, so that rooms span every Parley process pointed at it
+    /// (`redis://[:password@]host:6379`); unset: rooms live in this process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// An Elasticsearch API key (base64), instead of a user and password in the URL.
     #[arg(long, env = "ELASTIC_API_KEY", hide_env_values = true)]
     pub elastic_api_key: Option<String>,
@@ -145,6 +150,7 @@ impl Config {
             config.jwt_secret = std::env::var("SECRET_KEY").ok().filter(|s| !s.is_empty());
         }
         config.elastic_url = config.elastic_url.filter(|s| !s.is_empty());
+        config.redis_url = config.redis_url.filter(|s| !s.is_empty());
         config.elastic_api_key = config.elastic_api_key.filter(|s| !s.is_empty());
         config
     }

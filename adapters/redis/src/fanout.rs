@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use parley_memory::MemoryFanout;
 use parley_ports::domain::{DisplayName, RoomName};
 use parley_ports::{Fanout, FanoutError, Published, Subscription};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::wire;
@@ -64,7 +64,14 @@ impl RedisFanout {
     pub async fn connect(url: &str, channels: &str, queue_capacity: usize) -> Result<Self, FanoutError> {
         let unavailable = |error: redis::RedisError| FanoutError::Unavailable(error.into());
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let publisher = client.get_connection_manager().await.map_err(unavailable)?;
+        // Few retries of its own on the first connection (the caller decides
+        // how long to wait), and no command waits forever on a stalled Redis.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_BACKOFF)
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let publisher = client.get_connection_manager_with_config(config).await.map_err(unavailable)?;
         let local = Arc::new(MemoryFanout::new(queue_capacity));
         let origin = origin();
         let (relay, requests) = mpsc::unbounded_channel();
