@@ -26,21 +26,30 @@ fn variables_the_binary_reads() -> BTreeSet<String> {
 }
 
 #[test]
-fn compose_runs_parley_on_mysql_and_elasticsearch_with_health_gated_starts() {
+fn compose_runs_two_parleys_on_redis_mysql_and_elasticsearch_with_health_gated_starts() {
     let compose = compose();
     let services = compose["services"].as_mapping().unwrap();
     let names: BTreeSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
-    assert_eq!(names, BTreeSet::from(["parley", "mysql", "elasticsearch"]));
+    assert_eq!(names, BTreeSet::from(["parley", "parley-2", "mysql", "elasticsearch", "redis"]));
     assert_eq!(compose["services"]["mysql"]["image"], "mysql:8");
     assert_eq!(compose["services"]["elasticsearch"]["image"], "elasticsearch:8.11.1");
+    assert_eq!(compose["services"]["redis"]["image"], "redis:7");
     assert_eq!(compose["services"]["parley"]["build"], ".");
-    for service in names {
+    for service in ["parley", "mysql", "elasticsearch", "redis"] {
         assert!(compose["services"][service]["healthcheck"]["test"].is_sequence(), "{service} has a health check");
+    }
+    for service in ["parley", "mysql", "elasticsearch"] {
         assert!(compose["services"][service]["volumes"].is_sequence(), "{service} has a volume");
     }
-    for dependency in ["mysql", "elasticsearch"] {
+    for dependency in ["mysql", "elasticsearch", "redis"] {
         assert_eq!(compose["services"]["parley"]["depends_on"][dependency]["condition"], "service_healthy");
     }
+    // The second process is the first one's settings (a YAML merge) on its own
+    // port, started once the first is healthy (it reads the secret the first made).
+    let second = &compose["services"]["parley-2"];
+    assert!(second.get("<<").is_some_and(|merged| merged == &compose["services"]["parley"]), "{second:?}");
+    assert_eq!(second["ports"][0], "8001:8000");
+    assert_eq!(second["depends_on"]["parley"]["condition"], "service_healthy");
     let elastic = &compose["services"]["elasticsearch"]["environment"];
     assert_eq!(elastic["discovery.type"], "single-node");
     assert_eq!(elastic["xpack.security.enabled"], "false", "as the original README ran it");
@@ -57,6 +66,7 @@ fn parley_in_compose_sets_only_variables_the_binary_reads_and_reaches_its_servic
     let database = environment[&Value::from("DATABASE_URL")].as_str().unwrap();
     assert!(database.starts_with("mysql://") && database.contains("@mysql:3306/"), "{database}");
     assert_eq!(environment[&Value::from("ELASTIC_URL")], "http://elasticsearch:9200");
+    assert_eq!(environment[&Value::from("REDIS_URL")], "redis://redis:6379");
     assert_eq!(environment[&Value::from("HOST")], "0.0.0.0", "reachable from outside the container");
     let mysql = &compose["services"]["mysql"]["environment"];
     assert!(database.contains(&format!(
