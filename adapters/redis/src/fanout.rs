@@ -138,18 +138,22 @@ impl Fanout for RedisFanout {
 
     async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError> {
         let subscription = self.local.subscribe(room, member).await?;
-        let first = {
+        let subscribing = {
             let mut rooms = self.shared.rooms();
             let count = rooms.entry(room.clone()).or_insert(0);
             *count += 1;
-            *count == 1
+            // Asked under the lock, as `left` unsubscribes: the relay sees
+            // a room's subscribe and unsubscribe in the order the counts changed.
+            (*count == 1).then(|| {
+                let (done, subscribed) = oneshot::channel();
+                let _ = self.shared.relay.send(Relay::Subscribe(room.clone(), done));
+                subscribed
+            })
         };
-        if first {
-            let (done, subscribed) = oneshot::channel();
-            let _ = self.shared.relay.send(Relay::Subscribe(room.clone(), done));
-            if tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed).await.is_err() {
-                tracing::warn!(room = room.as_str(), "no Redis subscription yet: the room works in this process only");
-            }
+        if let Some(subscribed) = subscribing
+            && tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed).await.is_err()
+        {
+            tracing::warn!(room = room.as_str(), "no Redis subscription yet: the room works in this process only");
         }
         let shared = Arc::clone(&self.shared);
         let room = room.clone();
@@ -226,6 +230,8 @@ async fn relay_task(
         };
         let wanted: Vec<String> = shared.rooms().keys().map(|room| channel(&prefix, room)).collect();
         if !wanted.is_empty() && sink.subscribe(&wanted).await.is_err() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
         backoff = Duration::from_millis(50);
