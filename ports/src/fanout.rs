@@ -80,6 +80,16 @@ pub enum Ended {
     Closed,
 }
 
+/// News about the fan-out itself, told to a member beside its room's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Events from members connected elsewhere (other processes) may not
+    /// arrive: the link between processes is down.
+    Degraded,
+    /// The link is back; events sent while it was down may be missing.
+    Restored,
+}
+
 /// What became of an event offered to one member's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -107,6 +117,8 @@ struct QueueState {
     events: VecDeque<Arc<Published>>,
     /// The member's task, waiting for an event.
     waiting: Option<Waker>,
+    /// The latest notice not yet taken (a newer one replaces it).
+    notice: Option<Notice>,
     too_slow: bool,
     /// The fan-out dropped its end.
     inbox_gone: bool,
@@ -159,6 +171,18 @@ impl Inbox {
         offer
     }
 
+    /// Tells the member `notice` at its next wake-up, before queued events.
+    pub fn notify(&self, notice: Notice) {
+        let waiting = {
+            let mut state = self.shared.lock();
+            state.notice = Some(notice);
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+
     /// Whether the member has dropped its subscription.
     pub fn is_gone(&self) -> bool {
         self.shared.lock().subscription_gone
@@ -209,20 +233,37 @@ impl Subscription {
         self
     }
 
+    /// Starts the subscription with `notice` waiting to be taken.
+    pub fn with_notice(self, notice: Notice) -> Self {
+        self.shared.lock().notice = Some(notice);
+        self
+    }
+
+    /// The notice waiting for the member, if any (each is taken once).
+    pub fn take_notice(&mut self) -> Option<Notice> {
+        self.shared.lock().notice.take()
+    }
+
     /// The recent events handed over at subscription (empty after the first call).
     pub fn take_recent(&mut self) -> Vec<Arc<Published>> {
         std::mem::take(&mut self.recent)
     }
 
-    /// The next event, waiting for one.
+    /// The next event, waiting for one (notices are left for [`Self::take_notice`]).
     pub async fn next(&mut self) -> Result<Arc<Published>, Ended> {
         let mut batch = Vec::with_capacity(1);
-        self.next_batch(&mut batch, 1).await?;
-        batch.pop().ok_or(Ended::Closed)
+        loop {
+            std::future::poll_fn(|cx| self.poll_events(cx, &mut batch, 1, false)).await?;
+            if let Some(event) = batch.pop() {
+                return Ok(event);
+            }
+        }
     }
 
-    /// Waits for at least one event, then moves up to `max` queued events
-    /// into `batch` under one lock: a writer sends them all and flushes once.
+    /// Waits for at least one event or a notice, then moves up to `max`
+    /// queued events into `batch` under one lock: a writer sends them all
+    /// and flushes once. With a notice waiting ([`Self::take_notice`]) it
+    /// returns at once, perhaps with no events.
     pub async fn next_batch(&mut self, batch: &mut Vec<Arc<Published>>, max: usize) -> Result<(), Ended> {
         std::future::poll_fn(|cx| self.poll_batch(cx, batch, max)).await
     }
@@ -235,9 +276,22 @@ impl Subscription {
         batch: &mut Vec<Arc<Published>>,
         max: usize,
     ) -> Poll<Result<(), Ended>> {
+        self.poll_events(cx, batch, max, true)
+    }
+
+    fn poll_events(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        batch: &mut Vec<Arc<Published>>,
+        max: usize,
+        notices: bool,
+    ) -> Poll<Result<(), Ended>> {
         let mut state = self.shared.lock();
         ended(&state)?;
         if state.events.is_empty() {
+            if notices && state.notice.is_some() {
+                return Poll::Ready(Ok(()));
+            }
             if !state.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 state.waiting = Some(cx.waker().clone());
             }
@@ -432,6 +486,29 @@ mod tests {
         tokio::task::yield_now().await;
         inbox.offer(&Published::new(event("wake")));
         assert_eq!(waiting.await.unwrap(), Ok(MessageText::parse("wake").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_notice_wakes_the_member_before_its_events_and_is_taken_once() {
+        let (inbox, mut subscription) = queue(4);
+        let waiting = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            subscription.next_batch(&mut batch, 4).await.map(|()| (subscription, batch.len()))
+        });
+        tokio::task::yield_now().await;
+        inbox.notify(Notice::Degraded);
+        let (mut subscription, events) = waiting.await.unwrap().unwrap();
+        assert_eq!(events, 0, "woken by the notice alone");
+        inbox.offer(&Published::new(event("after")));
+        inbox.notify(Notice::Restored);
+        assert_eq!(subscription.take_notice(), Some(Notice::Restored), "the newest notice wins");
+        assert_eq!(subscription.take_notice(), None);
+        assert_eq!(subscription.next().await.map(|e| e.event().text.clone()), Ok(MessageText::parse("after").unwrap()));
+        let mut subscription = subscription.with_notice(Notice::Degraded);
+        let mut batch = Vec::new();
+        subscription.next_batch(&mut batch, 4).await.unwrap();
+        assert!(batch.is_empty());
+        assert_eq!(subscription.take_notice(), Some(Notice::Degraded), "a notice given at subscription");
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ pub use chat::{Chat, ChatError, Member};
 pub use chat_log::{ChatLog, ChatLogError, SearchOrder, SearchQuery};
 pub use chat_recorder::{ChatLogWriter, ChatRecorder};
 pub use clock::Clock;
-pub use fanout::{Encoding, Ended, Fanout, FanoutError, Published, Subscription};
+pub use fanout::{Encoding, Ended, Fanout, FanoutError, Notice, Published, Subscription};
 pub use password_hasher::{HashError, PasswordHasher, Verdict};
 pub use token_issuer::{AccessToken, TokenError, TokenIssuer};
 pub use user_store::{NewUserRecord, UserChanges, UserQuery, UserRecord, UserStore, UserStoreError};

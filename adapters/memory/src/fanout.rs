@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use async_trait::async_trait;
 use parley_ports::domain::{DisplayName, RoomName};
 use parley_ports::fanout::{Inbox, Offer, queue};
-use parley_ports::{Fanout, FanoutError, Published, Subscription};
+use parley_ports::{Fanout, FanoutError, Notice, Published, Subscription};
 
 use crate::lock;
 
@@ -64,6 +64,18 @@ impl MemoryFanout {
     /// How many rooms have members now.
     pub fn room_count(&self) -> usize {
         self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Tells every member of every room `notice` (news about the fan-out
+    /// itself, such as a process relaying rooms losing its link).
+    pub fn notify_all(&self, notice: Notice) {
+        let rooms: Vec<Arc<Room>> =
+            self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        for room in rooms {
+            for member in &lock(&room.state).members {
+                member.inbox.notify(notice);
+            }
+        }
     }
 
     fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
@@ -209,6 +221,19 @@ mod tests {
         drop(b);
         assert_eq!(fanout.room_count(), 0);
         fanout.publish(event("general")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_notice_reaches_every_member_of_every_room() {
+        let fanout = MemoryFanout::default();
+        let mut ann =
+            fanout.subscribe(&RoomName::parse("one").unwrap(), &DisplayName::parse("ann").unwrap()).await.unwrap();
+        let mut bob =
+            fanout.subscribe(&RoomName::parse("two").unwrap(), &DisplayName::parse("bob").unwrap()).await.unwrap();
+        fanout.notify_all(Notice::Degraded);
+        assert_eq!(ann.take_notice(), Some(Notice::Degraded));
+        assert_eq!(bob.take_notice(), Some(Notice::Degraded));
+        assert!(ann.try_next().unwrap().is_none(), "a notice is not a room event");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

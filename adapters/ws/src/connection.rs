@@ -21,7 +21,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use parley_ports::domain::{ChatEvent, EventId, MessageText};
-use parley_ports::{Chat, Ended, Member, Published, Subscription};
+use parley_ports::{Chat, Ended, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
@@ -196,6 +196,25 @@ async fn resume(chat: &Chat, member: &Member, recent: Vec<ChatEvent>, since: Eve
     (events, complete)
 }
 
+/// How the JSON protocol tells a member about the fan-out itself. The
+/// original protocol has no such frame: its clients are told nothing.
+fn notice_frame(notice: Notice) -> Utf8Bytes {
+    match notice {
+        Notice::Degraded => error_frame(
+            "degraded",
+            "messages from members connected to other Parley processes may not arrive for now; \
+             this room still works for everyone connected here",
+        ),
+        Notice::Restored => json!({
+            "type": "restored",
+            "message": "messages from other Parley processes arrive again; \
+                        reconnect with since= to fetch what was missed meanwhile"
+        })
+        .to_string()
+        .into(),
+    }
+}
+
 fn error_frame(code: &str, message: &str) -> Utf8Bytes {
     json!({"type": "error", "code": code, "message": message}).to_string().into()
 }
@@ -274,6 +293,15 @@ impl Connection {
                     }
                 }
                 Next::Events(Ok(())) => {
+                    if let Some(notice) = subscription.take_notice()
+                        && self.json
+                        && Box::pin(self.reply(notice_frame(notice))).await.is_err()
+                    {
+                        return Outcome::Gone;
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
                     let json = self.json;
                     let frames = batch
                         .drain(..)
