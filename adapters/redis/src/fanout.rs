@@ -1,67 +1,81 @@
 //! `RedisFanout`: local members are served by an in-process `MemoryFanout`
 //! at once, whatever Redis is doing; every event is also published once to
-//! the room's Redis channel, and a relay task delivers the other processes'
-//! events to this process's members. One Redis subscription per room per
-//! process — made when the room's first local member joins, dropped when
-//! its last one leaves — never one per connection.
+//! the room's Redis channel ([`crate::publisher`]), and the relay
+//! ([`crate::relay`]) delivers the other processes' events to this
+//! process's members. One Redis subscription per room per process — made
+//! when the room's first local member joins, dropped when its last one
+//! leaves — never one per connection. Presence is written beside it
+//! ([`crate::presence`]); [`crate::health`] tells members when events stop
+//! crossing, and when they cross again.
 //!
 //! Order: a process publishes its events to Redis in the order they were
 //! published locally (one publishing task), and Redis keeps a channel's
 //! order, so every member sees each publisher's events in order.
 //!
-//! Not yet here (issue 9, next steps): presence and recent events across
-//! processes (`members`, `rooms` and the recent events are this process's),
-//! and the degraded-delivery notice to members while Redis is down.
+//! Recent events (for newcomers and `since=`) are the local fan-out's: a
+//! room's events from every process since it has had members here. Older
+//! ones come from the chat log, which several processes share (they must:
+//! accounts live there too).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use parley_memory::MemoryFanout;
 use parley_ports::domain::{DisplayName, RoomName};
-use parley_ports::{Fanout, FanoutError, Published, Subscription};
+use parley_ports::{Fanout, FanoutError, Notice, Published, Subscription};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::wire;
+use crate::health::Health;
+use crate::presence::{self, Here, Keys};
+use crate::publisher::publish_task;
+use crate::relay::{Relay, relay_task};
 
 /// Events waiting to be published to Redis; past this, new ones reach this
 /// process's members only (counted and logged).
 const OUTBOX: usize = 10_000;
-/// How long a join waits for the room's Redis subscription before going on
-/// without it (Redis down: the room still works inside this process).
-const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a join waits for the room's Redis subscription and for its
+/// presence to be written, before going on without them (Redis slow or
+/// down: the room still works inside this process).
+const JOIN_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a presence listing waits for the other processes' part.
+const READ_PATIENCE: Duration = Duration::from_secs(1);
 /// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub struct RedisFanout {
-    local: Arc<MemoryFanout>,
     shared: Arc<Shared>,
     outbox: mpsc::Sender<Arc<Published>>,
-    publisher: ConnectionManager,
+    connection: ConnectionManager,
+    keys: Keys,
+    /// The number of the last presence change written to Redis.
+    written: watch::Receiver<u64>,
+    /// Dropped with the fan-out: the tasks stop.
+    _stop: watch::Sender<()>,
 }
 
-struct Shared {
-    /// Local members per room: a room is subscribed while it has any.
-    rooms: Mutex<HashMap<RoomName, usize>>,
+/// What the fan-out shares with its tasks.
+pub(crate) struct Shared {
+    pub(crate) local: Arc<MemoryFanout>,
+    here: Mutex<Here>,
     relay: mpsc::UnboundedSender<Relay>,
+    pub(crate) presence_changed: Notify,
     /// Events that reached this process's members only.
-    unrelayed: AtomicU64,
-}
-
-/// What the relay task is asked to do, by room.
-enum Relay {
-    Subscribe(RoomName, oneshot::Sender<()>),
-    Unsubscribe(RoomName),
+    pub(crate) unrelayed: AtomicU64,
+    pub(crate) health: Health,
+    /// This process, as named to the others.
+    pub(crate) origin: String,
+    /// What every room's channel name starts with.
+    pub(crate) prefix: String,
 }
 
 impl RedisFanout {
-    /// Connects to Redis at `url`. `channels` prefixes every channel name, so
-    /// that deployments (or tests) sharing one Redis stay apart.
-    pub async fn connect(url: &str, channels: &str, queue_capacity: usize) -> Result<Self, FanoutError> {
+    /// Connects to Redis at `url`. `deployment` prefixes every key and
+    /// channel name, so that deployments (or tests) sharing one Redis stay apart.
+    pub async fn connect(url: &str, deployment: &str, queue_capacity: usize) -> Result<Self, FanoutError> {
         let unavailable = |error: redis::RedisError| FanoutError::Unavailable(error.into());
         let client = redis::Client::open(url).map_err(unavailable)?;
         // Few retries of its own on the first connection (the caller decides
@@ -71,23 +85,29 @@ impl RedisFanout {
             .set_max_delay(MAX_BACKOFF)
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)));
-        let publisher = client.get_connection_manager_with_config(config).await.map_err(unavailable)?;
+        let connection = client.get_connection_manager_with_config(config).await.map_err(unavailable)?;
         let local = Arc::new(MemoryFanout::new(queue_capacity));
-        let origin = origin();
         let (relay, requests) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { rooms: Mutex::default(), relay, unrelayed: AtomicU64::new(0) });
+        let origin = origin();
+        let shared = Arc::new(Shared {
+            health: Health::new(Arc::clone(&local)),
+            local,
+            here: Mutex::default(),
+            relay,
+            presence_changed: Notify::new(),
+            unrelayed: AtomicU64::new(0),
+            prefix: format!("{deployment}:room:"),
+            origin: origin.clone(),
+        });
         let (outbox, pending) = mpsc::channel(OUTBOX);
-        let prefix = format!("{channels}:room:");
-        tokio::spawn(relay_task(
-            client,
-            Arc::clone(&local),
-            Arc::clone(&shared),
-            requests,
-            origin.clone(),
-            prefix.clone(),
-        ));
-        tokio::spawn(publish_task(publisher.clone(), pending, origin, prefix));
-        Ok(Self { local, shared, outbox, publisher })
+        let (stop, stopped) = watch::channel(());
+        let (written_to, written) = watch::channel(0);
+        tokio::spawn(relay_task(client, Arc::clone(&shared), requests, stopped.clone()));
+        tokio::spawn(publish_task(connection.clone(), pending, Arc::clone(&shared)));
+        let writer_keys = Keys::new(deployment, &origin);
+        tokio::spawn(presence::write_task(connection.clone(), writer_keys, Arc::clone(&shared), written_to, stopped));
+        let keys = Keys::new(deployment, &origin);
+        Ok(Self { shared, outbox, connection, keys, written, _stop: stop })
     }
 
     /// Events that reached only this process's members (Redis down or slow).
@@ -102,31 +122,46 @@ fn origin() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
-fn channel(prefix: &str, room: &RoomName) -> String {
+pub(crate) fn channel(prefix: &str, room: &RoomName) -> String {
     format!("{prefix}{}", room.as_str())
 }
 
 impl Shared {
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, usize>> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn here(&self) -> MutexGuard<'_, Here> {
+        self.here.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn left(&self, room: &RoomName) {
-        let mut rooms = self.rooms();
-        if let Some(count) = rooms.get_mut(room) {
-            *count -= 1;
-            if *count == 0 {
-                rooms.remove(room);
+    fn left(&self, room: &RoomName, name: &DisplayName) {
+        {
+            let mut here = self.here();
+            // Asked under the lock, as the join's subscribe is: the relay
+            // sees a room's subscribe and unsubscribe in the order they happened.
+            if here.leave(room, name) {
                 let _ = self.relay.send(Relay::Unsubscribe(room.clone()));
             }
         }
+        self.presence_changed.notify_one();
+    }
+}
+
+/// A member counted here: uncounted when dropped, even if its join was
+/// abandoned half-way (the client left while Redis was slow).
+struct Counted {
+    shared: Arc<Shared>,
+    room: RoomName,
+    name: DisplayName,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.shared.left(&self.room, &self.name);
     }
 }
 
 #[async_trait]
 impl Fanout for RedisFanout {
     async fn publish(&self, event: Arc<Published>) -> Result<(), FanoutError> {
-        self.local.publish(Arc::clone(&event)).await?;
+        self.shared.local.publish(Arc::clone(&event)).await?;
         if self.outbox.try_send(event).is_err() {
             let count = self.shared.unrelayed.fetch_add(1, Ordering::Relaxed) + 1;
             if count.is_power_of_two() {
@@ -137,39 +172,80 @@ impl Fanout for RedisFanout {
     }
 
     async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError> {
-        let subscription = self.local.subscribe(room, member).await?;
-        let subscribing = {
-            let mut rooms = self.shared.rooms();
-            let count = rooms.entry(room.clone()).or_insert(0);
-            *count += 1;
-            // Asked under the lock, as `left` unsubscribes: the relay sees
-            // a room's subscribe and unsubscribe in the order the counts changed.
-            (*count == 1).then(|| {
+        let (counted, subscribed, change) = {
+            let mut here = self.shared.here();
+            let (first, change) = here.join(room, member);
+            let subscribed = first.then(|| {
                 let (done, subscribed) = oneshot::channel();
                 let _ = self.shared.relay.send(Relay::Subscribe(room.clone(), done));
                 subscribed
-            })
+            });
+            let counted = Counted { shared: Arc::clone(&self.shared), room: room.clone(), name: member.clone() };
+            (counted, subscribed, change)
         };
-        if let Some(subscribed) = subscribing
-            && tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed).await.is_err()
-        {
-            tracing::warn!(room = room.as_str(), "no Redis subscription yet: the room works in this process only");
+        self.shared.presence_changed.notify_one();
+        if !self.shared.health.degraded() {
+            // Once welcomed, the member hears every process and every
+            // process lists it.
+            let mut written = self.written.clone();
+            let ready = async move {
+                if let Some(subscribed) = subscribed {
+                    let _ = subscribed.await;
+                }
+                let _ = written.wait_for(|written| *written >= change).await;
+            };
+            if tokio::time::timeout(JOIN_PATIENCE, ready).await.is_err() {
+                tracing::warn!(room = room.as_str(), "Redis is slow: the room may work in this process only for now");
+            }
         }
-        let shared = Arc::clone(&self.shared);
-        let room = room.clone();
-        Ok(subscription.on_drop(move || shared.left(&room)))
+        let mut subscription = self.shared.local.subscribe(room, member).await?;
+        // Read after joining: a change of health now either shows here or
+        // is told to this member among the rest.
+        if self.shared.health.degraded() {
+            subscription = subscription.with_notice(Notice::Degraded);
+        }
+        Ok(subscription.on_drop(move || drop(counted)))
     }
 
     async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError> {
-        self.local.members(room).await
+        let mut names = self.shared.local.members(room).await?;
+        if !self.shared.health.degraded() {
+            let mut connection = self.connection.clone();
+            let elsewhere = presence::members_elsewhere(&mut connection, &self.keys, room);
+            match tokio::time::timeout(READ_PATIENCE, elsewhere).await {
+                Ok(Ok(others)) => names.extend(others),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "presence elsewhere unavailable; listing this process's members")
+                }
+                Err(_) => tracing::warn!("Redis is slow: listing this process's members only"),
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
     }
 
     async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, FanoutError> {
-        self.local.rooms().await
+        let mut rooms: HashMap<RoomName, usize> = self.shared.local.rooms().await?.into_iter().collect();
+        if !self.shared.health.degraded() {
+            let mut connection = self.connection.clone();
+            match tokio::time::timeout(READ_PATIENCE, presence::rooms_elsewhere(&mut connection, &self.keys)).await {
+                Ok(Ok(others)) => {
+                    for (room, connections) in others {
+                        *rooms.entry(room).or_default() += connections;
+                    }
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "rooms elsewhere unavailable; listing this process's rooms"),
+                Err(_) => tracing::warn!("Redis is slow: listing this process's rooms only"),
+            }
+        }
+        let mut rooms: Vec<(RoomName, usize)> = rooms.into_iter().collect();
+        rooms.sort();
+        Ok(rooms)
     }
 
     async fn ping(&self) -> Result<(), FanoutError> {
-        let mut connection = self.publisher.clone();
+        let mut connection = self.connection.clone();
         let answer =
             tokio::time::timeout(Duration::from_secs(1), redis::cmd("PING").query_async::<String>(&mut connection))
                 .await;
@@ -178,91 +254,6 @@ impl Fanout for RedisFanout {
             Ok(Err(error)) => Err(FanoutError::Unavailable(error.into())),
             Err(_) => Err(FanoutError::Unavailable("Redis did not answer PING within 1 s".into())),
         }
-    }
-}
-
-/// Publishes this process's events to Redis, in order, retrying while Redis
-/// is away (the connection manager reconnects on its own).
-async fn publish_task(
-    mut connection: ConnectionManager,
-    mut pending: mpsc::Receiver<Arc<Published>>,
-    origin: String,
-    prefix: String,
-) {
-    while let Some(event) = pending.recv().await {
-        let payload = wire::encode(&origin, event.event());
-        let channel = channel(&prefix, &event.event().room);
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match redis::cmd("PUBLISH").arg(&channel).arg(&payload).query_async::<i64>(&mut connection).await {
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "could not publish to Redis; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-    }
-}
-
-/// Keeps one Redis subscription per room with local members, and hands the
-/// other processes' events to the local fan-out. Reconnects and
-/// resubscribes after Redis goes away.
-async fn relay_task(
-    client: redis::Client,
-    local: Arc<MemoryFanout>,
-    shared: Arc<Shared>,
-    mut requests: mpsc::UnboundedReceiver<Relay>,
-    origin: String,
-    prefix: String,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let (mut sink, mut stream) = match client.get_async_pubsub().await {
-            Ok(pubsub) => pubsub.split(),
-            Err(error) => {
-                tracing::warn!(%error, "no Redis subscription connection; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        let wanted: Vec<String> = shared.rooms().keys().map(|room| channel(&prefix, room)).collect();
-        if !wanted.is_empty() && sink.subscribe(&wanted).await.is_err() {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            continue;
-        }
-        backoff = Duration::from_millis(50);
-        loop {
-            tokio::select! {
-                request = requests.recv() => match request {
-                    None => return,
-                    Some(Relay::Subscribe(room, done)) => {
-                        if sink.subscribe(channel(&prefix, &room)).await.is_err() {
-                            break;
-                        }
-                        let _ = done.send(());
-                    }
-                    Some(Relay::Unsubscribe(room)) => {
-                        if sink.unsubscribe(channel(&prefix, &room)).await.is_err() {
-                            break;
-                        }
-                    }
-                },
-                message = stream.next() => match message {
-                    None => break,
-                    Some(message) => {
-                        let Some((from, event)) = wire::decode(message.get_payload_bytes()) else { continue };
-                        if from != origin {
-                            let _ = local.publish(Published::new(event)).await;
-                        }
-                    }
-                },
-            }
-        }
-        tracing::warn!("the Redis subscription connection dropped; reconnecting");
     }
 }
 
@@ -348,9 +339,62 @@ mod tests {
         let room = RoomName::parse("lobby").unwrap();
         let bob = b.subscribe(&room, &DisplayName::parse("bob").unwrap()).await.unwrap();
         drop(bob);
-        assert!(b.shared.rooms().is_empty(), "the room is unsubscribed with its last member");
+        assert!(b.shared.here().rooms.is_empty(), "the room is unsubscribed with its last member");
         let mut carol = b.subscribe(&room, &DisplayName::parse("carol").unwrap()).await.unwrap();
         a.publish(event(7)).await.unwrap();
         assert_eq!(next(&mut carol).await, 7, "and subscribed again with the next one");
+    }
+
+    fn name(name: &str) -> DisplayName {
+        DisplayName::parse(name).unwrap()
+    }
+
+    /// What `check` says within 5 s, polled: presence is written behind the room.
+    async fn eventually<T: PartialEq + std::fmt::Debug>(wanted: T, mut check: impl AsyncFnMut() -> T) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = check().await;
+            if now == wanted || tokio::time::Instant::now() > deadline {
+                assert_eq!(now, wanted);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn presence_lists_members_of_every_process_until_their_last_connection_leaves() {
+        let Some((a, b)) = two_processes().await else { return };
+        let room = RoomName::parse("lobby").unwrap();
+        let _ann = a.subscribe(&room, &name("ann")).await.unwrap();
+        let bob = b.subscribe(&room, &name("bob")).await.unwrap();
+        let bob_again = b.subscribe(&room, &name("bob")).await.unwrap();
+        assert_eq!(a.members(&room).await.unwrap(), [name("ann"), name("bob")], "listed once joined");
+        assert_eq!(b.members(&room).await.unwrap(), [name("ann"), name("bob")]);
+        assert_eq!(a.rooms().await.unwrap(), [(room.clone(), 3)], "connections of both processes");
+        drop(bob);
+        eventually(vec![(room.clone(), 2)], async || a.rooms().await.unwrap()).await;
+        assert_eq!(a.members(&room).await.unwrap(), [name("ann"), name("bob")], "bob's other tab is still here");
+        drop(bob_again);
+        eventually(vec![name("ann")], async || a.members(&room).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn an_event_published_twice_by_a_retry_is_delivered_once() {
+        let Some((a, _b)) = two_processes().await else { return };
+        let room = RoomName::parse("lobby").unwrap();
+        let mut ann = a.subscribe(&room, &name("ann")).await.unwrap();
+        let mut redis = redis::Client::open(server()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        for (seq, n) in [(1, 1), (1, 1), (2, 2)] {
+            let payload = crate::wire::encode("elsewhere", seq, event(n).event());
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(channel(&a.shared.prefix, &room))
+                .arg(payload)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+        }
+        assert_eq!(next(&mut ann).await, 1);
+        assert_eq!(next(&mut ann).await, 2, "the repeat was dropped");
     }
 }

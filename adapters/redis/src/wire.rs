@@ -1,5 +1,6 @@
 //! An event between processes: JSON, tagged with the process that published
-//! it so that it does not deliver its own events twice.
+//! it (which does not deliver its own events twice) and that process's
+//! sequence number (a publish retried after a lost reply is recognised).
 
 use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,8 @@ use time::OffsetDateTime;
 struct Wire<S> {
     /// The publishing process.
     origin: S,
+    /// Counts up with each event the process publishes.
+    seq: u64,
     id: S,
     room: S,
     user: S,
@@ -19,10 +22,19 @@ struct Wire<S> {
     ts: i64,
 }
 
-pub fn encode(origin: &str, event: &ChatEvent) -> String {
+/// An event as it came from another process.
+#[derive(Debug, PartialEq)]
+pub struct Relayed {
+    pub origin: String,
+    pub seq: u64,
+    pub event: ChatEvent,
+}
+
+pub fn encode(origin: &str, seq: u64, event: &ChatEvent) -> String {
     let id = event.id.to_string();
     let wire = Wire {
         origin,
+        seq,
         id: id.as_str(),
         room: event.room.as_str(),
         user: event.user.as_str(),
@@ -33,9 +45,8 @@ pub fn encode(origin: &str, event: &ChatEvent) -> String {
     serde_json::to_string(&wire).unwrap_or_default()
 }
 
-/// The event and the process that published it; `None` for anything else
-/// on the channel.
-pub fn decode(payload: &[u8]) -> Option<(String, ChatEvent)> {
+/// The event and where it came from; `None` for anything else on the channel.
+pub fn decode(payload: &[u8]) -> Option<Relayed> {
     let wire: Wire<String> = serde_json::from_slice(payload).ok()?;
     let event = ChatEvent {
         id: wire.id.parse::<EventId>().ok()?,
@@ -45,7 +56,7 @@ pub fn decode(payload: &[u8]) -> Option<(String, ChatEvent)> {
         text: MessageText::parse(wire.text).ok()?,
         timestamp: OffsetDateTime::from_unix_timestamp_nanos(i128::from(wire.ts) * 1_000_000).ok()?,
     };
-    Some((wire.origin, event))
+    Some(Relayed { origin: wire.origin, seq: wire.seq, event })
 }
 
 #[cfg(test)]
@@ -62,16 +73,16 @@ mod tests {
             text: MessageText::parse("hello \"there\" 👋").unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00:01.234 UTC),
         };
-        let (origin, back) = decode(encode("node-a", &event).as_bytes()).unwrap();
-        assert_eq!(origin, "node-a");
-        assert_eq!(back, event);
+        let back = decode(encode("node-a", 7, &event).as_bytes()).unwrap();
+        assert_eq!(back, Relayed { origin: "node-a".into(), seq: 7, event });
     }
 
     #[test]
     fn anything_else_on_the_channel_is_ignored() {
         assert!(decode(b"not json").is_none());
         assert!(
-            decode(br#"{"origin":"a","id":"x","room":"r","user":"u","kind":"message","text":"t","ts":0}"#).is_none()
+            decode(br#"{"origin":"a","seq":1,"id":"x","room":"r","user":"u","kind":"message","text":"t","ts":0}"#)
+                .is_none()
         );
     }
 }
