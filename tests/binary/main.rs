@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod redis;
+
 /// Variables a developer's shell might hold that would change what is tested.
 const CONFIG_VARS: &[&str] = &[
     "HOST",
@@ -300,70 +302,4 @@ async fn with_elasticsearch_unreachable_parley_starts_chats_and_says_what_is_dow
     let token = chat_once(&running.address).await;
     assert!(!token.is_empty());
     running.stop();
-}
-
-/// The test Redis's URL, or `None` (with the reason printed) when none
-/// answers; under `CI=true` a missing Redis is a failure.
-fn test_redis() -> Option<String> {
-    let url = std::env::var("PARLEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let address = url.trim_start_matches("redis://").split('/').next().unwrap_or_default().to_owned();
-    let reachable = address
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .is_some_and(|at| std::net::TcpStream::connect_timeout(&at, Duration::from_secs(2)).is_ok());
-    if reachable {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the Redis test server at {url} is unreachable");
-    }
-    eprintln!("skipped: no Redis test server at {url}; set PARLEY_TEST_REDIS_URL");
-    None
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn with_redis_a_room_spans_two_processes() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let Some(redis) = test_redis() else { return };
-    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let env = [("REDIS_URL", redis.as_str()), ("DATABASE_URL", "memory://")];
-    let (a, b) = (Running::start(one.path(), &env), Running::start(two.path(), &env));
-    let room = format!("across{}", std::process::id());
-    let ws = |running: &Running, name: &str| {
-        format!("{}/ws/chat/{room}/{name}", running.address.replacen("http://", "ws://", 1))
-    };
-    let (mut bob, _) = tokio_tungstenite::connect_async(ws(&b, "bob")).await.unwrap();
-    let (mut ann, _) = tokio_tungstenite::connect_async(ws(&a, "ann")).await.unwrap();
-    for n in 1..=3 {
-        ann.send(Message::Text(format!("hello across {n}").into())).await.unwrap();
-    }
-    let mut heard = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while heard.len() < 3 {
-        let frame = tokio::time::timeout_at(deadline, bob.next()).await.expect("bob hears ann within 10 s");
-        let Some(Ok(Message::Text(text))) = frame else { panic!("bob's connection ended: {frame:?}") };
-        if text.starts_with("ann: ") {
-            heard.push(text.to_string());
-        }
-    }
-    assert_eq!(heard, ["ann: hello across 1", "ann: hello across 2", "ann: hello across 3"], "once each, in order");
-    let _ = ann.close(None).await;
-    let _ = bob.close(None).await;
-    a.stop();
-    b.stop();
-}
-
-#[test]
-fn an_unreachable_redis_is_retried_for_a_while_then_startup_fails_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let env = [("REDIS_URL", url.as_str()), ("DATABASE_URL", "memory://"), ("PARLEY_DB_WAIT_SECONDS", "2")];
-    let output = run_to_exit(dir.path(), &env);
-    assert!(!output.status.success());
-    let said = text(&output);
-    assert!(said.contains("retrying"), "it retried: {said}");
-    assert!(said.contains("Redis at REDIS_URL is unreachable"), "{said}");
 }
