@@ -7,9 +7,12 @@
 #   loadtest/compare.sh              # every scenario
 #   loadtest/compare.sh rooms-1000   # the scenarios whose name starts so
 #   SERVERS=node loadtest/compare.sh rooms-5000   # one server only
+#   loadtest/compare.sh cross                       # one room over one process, then over two on Redis
 #
 # Needs release builds (cargo build --release -p parley -p parley-loadtest)
-# and, for the peer, Node.js 20 with npm. Loopback only; nothing else runs.
+# and, for the peer, Node.js 20 with npm; the cross-process rows need a Redis
+# (REDIS_URL, default redis://127.0.0.1:6379), whose CPU is counted with the
+# two processes'. Loopback only; nothing else runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
@@ -23,6 +26,22 @@ start_parley() {
     PARLEY_DATA_DIR="$out/parley-data" PARLEY_RATE=1000000 PARLEY_BURST=1000000 PORT=$port RUST_LOG=warn \
         target/release/parley >"$out/server.log" 2>&1 &
     echo $!
+}
+
+# Two processes on one Redis and one data directory (so one database and one
+# secret: the second starts once the first has written it). Prints both pids
+# and the Redis's, comma-separated, for --server-pid.
+start_parley2() {
+    rm -rf "$out/parley-data"
+    local redis=${REDIS_URL:-redis://127.0.0.1:6379} pids="" at
+    for at in $port $((port + 1)); do
+        REDIS_URL=$redis PARLEY_DATA_DIR="$out/parley-data" PARLEY_RATE=1000000 PARLEY_BURST=1000000 PORT=$at \
+            RUST_LOG=warn target/release/parley >"$out/server-$at.log" 2>&1 &
+        pids="$pids$!,"
+        for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$at/" && break; sleep 0.1; done
+    done
+    local host=${redis#redis://} && host=${host%%/*}
+    echo "$pids$(redis-cli -h "${host%:*}" -p "${host##*:}" info server | tr -d '\r' | sed -n 's/^process_id://p')"
 }
 
 start_node() {
@@ -43,12 +62,17 @@ scenario() {
     pid=$(start_"$server")
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
     echo "== $name on $server (users $users, rooms $rooms, messages $messages, window $window)" >&2
-    PARLEY_LT_ROOMS=$rooms PARLEY_LT_MESSAGES=$messages PARLEY_LT_WINDOW=$window PARLEY_LT_PACE=${PACE:-echo} \
+    local hosts=""
+    [ "$server" = parley2 ] && hosts="http://127.0.0.1:$port,http://127.0.0.1:$((port + 1))"
+    PARLEY_LT_HOSTS=$hosts PARLEY_LT_PUBLISHERS=${PUBLISHERS:-1} PARLEY_LT_ROOMS=$rooms PARLEY_LT_MESSAGES=$messages PARLEY_LT_WINDOW=$window PARLEY_LT_PACE=${PACE:-echo} \
         PARLEY_LT_JOIN_SECONDS=${JOIN_SECONDS:-60} \
         target/release/parley-loadtest --host "http://127.0.0.1:$port" --users "$users" \
         --run-time "$run_time" --server-pid "$pid" --summary "$out/$name-$server.json" --quiet \
         --report-file "$out/$name-$server.html" "$@" >"$out/$name-$server.log" 2>&1 || true
-    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    # Parley's processes only (the last of parley2's pids is the shared Redis).
+    local mine=${pid//,/ }
+    [ "$server" = parley2 ] && mine=${mine% *}
+    kill $mine 2>/dev/null; wait $mine 2>/dev/null || true
     grep -hE '"(cpu_us_per_delivery|p99_ms|idle_kib_per_connection|join_seconds|lost|cpu_us_per_request|me_p99_us)"' \
         "$out/$name-$server.json" | tr -d ' \n' >&2 || true
     echo >&2
@@ -63,6 +87,11 @@ for server in ${SERVERS:-parley node}; do
     JOIN_SECONDS=300 scenario rooms-5000x100 $server 5000 1 100 10 $([ $server = node ] && echo 420 || echo 40)s \
         --scenarios rooms --increase-rate 5000
     scenario idle-10000 $server 10000 100 0 10 $((25 * (slow > 1 ? 2 : 1)))s --scenarios rooms --increase-rate 2000
+done
+# One room, members split over two processes on Redis, a publisher on each;
+# beside the same room in one process.
+for server in parley parley2; do
+    PUBLISHERS=2 scenario cross-1000x500 $server 1000 1 500 10 30s --scenarios rooms --increase-rate 1000
 done
 # HTTP: Parley only (the peer speaks no HTTP API).
 scenario http-me parley 20 1 0 1 20s --scenarios me --increase-rate 20

@@ -10,11 +10,13 @@
 //! WebSocket, numbered messages, every delivery's latency a goose metric
 //! `WS deliver`; see `rooms.rs`), `http` (a realistic mix), `me` and
 //! `logins` (see `http.rs`). Two options are the load test's own, and
-//! taken out before goose reads the rest: `--server-pid PID` (or
+//! taken out before goose reads the rest: `--server-pid PID[,PID…]` (or
 //! `PARLEY_SERVER_PID`) samples the server's CPU, memory and writes from
-//! /proc through the run; `--summary FILE` writes the printed figures as
+//! /proc through the run, summed over its processes; `--summary FILE` writes the printed figures as
 //! JSON. The exit status is 1 if any message was lost, repeated,
-//! reordered, or never arrived. Only loopback targets are accepted.
+//! reordered, or never arrived. Only loopback targets are accepted (the
+//! `--host`, and each of `PARLEY_LT_HOSTS`, which spreads a room's members
+//! over several Parley processes: see `rooms.rs`).
 
 mod histogram;
 mod http;
@@ -29,7 +31,7 @@ use rooms::{join as room_join, leave as room_leave, publish_and_report as room_p
 /// The load test's own options, taken out of the arguments; goose gets the rest.
 #[derive(Debug, Default, PartialEq)]
 struct Own {
-    server_pid: Option<u32>,
+    server_pids: Option<Vec<u32>>,
     summary: Option<String>,
 }
 
@@ -48,7 +50,7 @@ fn take_own(args: &[String]) -> Result<(Own, Vec<String>), String> {
         }
         let value = inline.or_else(|| args.next().cloned()).ok_or(format!("{flag} needs a value"))?;
         if flag == "--server-pid" {
-            own.server_pid = Some(value.parse().map_err(|_| format!("--server-pid: not a pid: {value}"))?);
+            own.server_pids = Some(server::parse_pids(&value).ok_or(format!("--server-pid: not pids: {value}"))?);
         } else {
             own.summary = Some(value);
         }
@@ -65,10 +67,10 @@ fn loopback_only(args: &[String]) -> Result<(), String> {
         .cloned()
         .or_else(|| args.iter().find_map(|a| a.strip_prefix("--host=").map(str::to_owned)))
         .ok_or("give the server with --host http://127.0.0.1:PORT")?;
-    if is_loopback(&host) {
-        Ok(())
-    } else {
-        Err(format!("refusing to load {host}: only loopback targets (127.0.0.0/8, ::1, localhost)"))
+    let spread = rooms::hosts();
+    match std::iter::once(&host).chain(&spread).find(|host| !is_loopback(host)) {
+        None => Ok(()),
+        Some(host) => Err(format!("refusing to load {host}: only loopback targets (127.0.0.0/8, ::1, localhost)")),
     }
 }
 
@@ -87,7 +89,7 @@ fn is_loopback(url: &str) -> bool {
 async fn main() -> Result<(), GooseError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("parley-loadtest's own options: --server-pid PID, --summary FILE (see the crate docs)\n");
+        println!("parley-loadtest's own options: --server-pid PID[,PID…], --summary FILE (see the crate docs)\n");
         GooseConfiguration::parse_args_default_or_exit();
     }
     let (own, goose_args) = match take_own(&args) {
@@ -101,8 +103,8 @@ async fn main() -> Result<(), GooseError> {
         eprintln!("parley-loadtest: {refusal}");
         std::process::exit(2);
     }
-    if let Some(pid) = own.server_pid {
-        server::set_pid(pid);
+    if let Some(pids) = own.server_pids {
+        server::set_pids(pids);
     }
     let shape = rooms::Shape::from_env();
     let watched = rooms::COUNTERS.iter().chain(http::COUNTERS.iter()).collect();
@@ -197,10 +199,17 @@ mod tests {
     #[test]
     fn own_options_are_taken_out_and_the_rest_left_to_goose() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (own, rest) =
-            take_own(&args(&["--host", "http://127.0.0.1:1", "--server-pid", "42", "--summary=out.json", "-u", "5"]))
-                .unwrap();
-        assert_eq!(own, Own { server_pid: Some(42), summary: Some("out.json".into()) });
+        let (own, rest) = take_own(&args(&[
+            "--host",
+            "http://127.0.0.1:1",
+            "--server-pid",
+            "42,43",
+            "--summary=out.json",
+            "-u",
+            "5",
+        ]))
+        .unwrap();
+        assert_eq!(own, Own { server_pids: Some(vec![42, 43]), summary: Some("out.json".into()) });
         assert_eq!(rest, args(&["--host", "http://127.0.0.1:1", "-u", "5"]));
         assert!(take_own(&args(&["--server-pid", "x"])).is_err());
         assert!(take_own(&args(&["--summary"])).is_err());

@@ -12,6 +12,12 @@
 //!   deliveries of the publisher's messages, over its members): latency at a
 //!   fixed load, with nothing queued beyond the window.
 //!
+//! `PARLEY_LT_HOSTS=http://127.0.0.1:8000,http://127.0.0.1:8001` spreads
+//! each room's members over several Parley processes (on one Redis and one
+//! database): a room's `k`-th member joins host `k % hosts`, so with two
+//! publishers there is one on each (goose's `--host` still registers the
+//! JSON account).
+//!
 //! Every member reads everything: each delivery's latency (send to receipt)
 //! is a goose request `WS deliver`, and gaps, repeats and reorderings in each
 //! publisher's numbers are counted. Join notices are counted too, which times
@@ -102,6 +108,14 @@ pub struct Shape {
     pub window: u64,
     pub messages: u64,
     pub join_timeout: Duration,
+    /// Where members connect, in turn (`PARLEY_LT_HOSTS`); empty: goose's `--host`.
+    pub hosts: Vec<String>,
+}
+
+/// The processes members are spread over (`PARLEY_LT_HOSTS`, comma-separated).
+pub fn hosts() -> Vec<String> {
+    let hosts = std::env::var("PARLEY_LT_HOSTS").unwrap_or_default();
+    hosts.split(',').map(|h| h.trim().trim_end_matches('/').to_owned()).filter(|h| !h.is_empty()).collect()
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -126,7 +140,13 @@ impl Shape {
             window: env("PARLEY_LT_WINDOW", 10u64).max(1),
             messages: env("PARLEY_LT_MESSAGES", 500u64),
             join_timeout: Duration::from_secs(env("PARLEY_LT_JOIN_SECONDS", 60u64)),
+            hosts: hosts(),
         }
+    }
+
+    /// The host user `index` connects to, if members are spread.
+    fn host_for(&self, index: usize) -> Option<&str> {
+        (!self.hosts.is_empty()).then(|| self.hosts[(index / self.rooms) % self.hosts.len()].as_str())
     }
 }
 
@@ -181,7 +201,7 @@ pub async fn join(user: &mut GooseUser) -> TransactionResult {
     let room = format!("room{}", index % shape.rooms);
     let name = format!("m{index}");
     let publisher = index / shape.rooms < shape.publishers_per_room;
-    let base = user.base_url.as_str().trim_end_matches('/').replacen("http", "ws", 1);
+    let base = shape.host_for(index).unwrap_or(user.base_url.as_str().trim_end_matches('/')).replacen("http", "ws", 1);
     let url = match shape.protocol {
         Protocol::Compat => format!("{base}/ws/chat/{room}/{name}"),
         Protocol::Json => format!("{base}/ws/rooms/{room}?history=0&token={}", token(user).await?),
@@ -437,6 +457,7 @@ pub fn summary(shape: &Shape, samples: &[Sample]) -> Value {
         "publishers_per_room": shape.publishers_per_room,
         "window": shape.window,
         "messages": shape.messages,
+        "processes": shape.hosts.len().max(1),
         "join_seconds": seconds_between(FIRST_CONNECT.load(Ordering::Relaxed), LAST_NOTICE.load(Ordering::Relaxed)),
         "join_notices": COUNTERS[NOTICES].load(Ordering::Relaxed),
         "join_notices_expected": notices_expected(members, shape.rooms as u64),
@@ -485,6 +506,24 @@ pub fn sound(report: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_members_alternate_between_hosts_within_each_room() {
+        let shape = Shape {
+            protocol: Protocol::Compat,
+            pace: Pace::Echo,
+            rooms: 2,
+            publishers_per_room: 2,
+            window: 1,
+            messages: 1,
+            join_timeout: Duration::from_secs(1),
+            hosts: vec!["http://a".into(), "http://b".into()],
+        };
+        // Users 0 and 1 are the first members of rooms 0 and 1; 2 and 3 the second.
+        let hosts: Vec<_> = (0..4).map(|index| shape.host_for(index)).collect();
+        assert_eq!(hosts, [Some("http://a"), Some("http://a"), Some("http://b"), Some("http://b")]);
+        assert_eq!(Shape { hosts: Vec::new(), ..shape }.host_for(3), None, "goose's --host then");
+    }
 
     #[test]
     fn frames_are_heard_on_both_protocols() {

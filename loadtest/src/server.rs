@@ -2,21 +2,36 @@
 //! (`--server-pid` or `PARLEY_SERVER_PID`): CPU time, resident memory and
 //! write syscalls, sampled through the run beside the load's own counters so
 //! that a figure can be taken over one phase (joined and idle, publishing).
+//! Several pids (`1234,1235`) are summed: the processes of a deployment
+//! (two Parley processes and their Redis) count as one server.
 //! Knows nothing of scenarios: they hand it the counters to sample.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-static PID: OnceLock<u32> = OnceLock::new();
+static PIDS: OnceLock<Vec<u32>> = OnceLock::new();
 
-/// Sets the server's pid (from `--server-pid`); otherwise `PARLEY_SERVER_PID` is read.
-pub fn set_pid(pid: u32) {
-    let _ = PID.set(pid);
+/// Sets the server's pids (from `--server-pid`); otherwise `PARLEY_SERVER_PID` is read.
+pub fn set_pids(pids: Vec<u32>) {
+    let _ = PIDS.set(pids);
 }
 
-fn pid() -> Option<u32> {
-    PID.get().copied().or_else(|| std::env::var("PARLEY_SERVER_PID").ok()?.parse().ok())
+/// `1234` or `1234,1235`; `None` if any is not a pid.
+pub fn parse_pids(text: &str) -> Option<Vec<u32>> {
+    text.split(',').map(|pid| pid.trim().parse().ok()).collect()
+}
+
+fn pids() -> Option<Vec<u32>> {
+    PIDS.get().cloned().or_else(|| parse_pids(&std::env::var("PARLEY_SERVER_PID").ok()?)).filter(|p| !p.is_empty())
+}
+
+/// The processes' CPU, resident memory and writes, summed.
+fn read_all(pids: &[u32]) -> Option<(Duration, u64, u64)> {
+    pids.iter().try_fold((Duration::ZERO, 0, 0), |(cpu, rss, writes), pid| {
+        let (c, r, w) = read(*pid)?;
+        Some((cpu + c, rss + r, writes + w))
+    })
 }
 
 /// The server at one moment, with the load's counters at the same moment.
@@ -59,9 +74,9 @@ pub struct Watch {
 impl Watch {
     /// `None` when no server pid was given or /proc cannot be read.
     pub fn start(counters: Vec<&'static AtomicU64>) -> Option<Self> {
-        let pid = pid()?;
+        let pids = pids()?;
         let take = move || {
-            let (cpu, rss_kib, writes) = read(pid)?;
+            let (cpu, rss_kib, writes) = read_all(&pids)?;
             let counters = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
             Some(Sample { cpu, rss_kib, writes, counters })
         };
@@ -89,6 +104,17 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_pids_are_summed() {
+        assert_eq!(parse_pids("12, 34"), Some(vec![12, 34]));
+        assert_eq!(parse_pids("12,x"), None);
+        let me = std::process::id();
+        let (_, once, _) = read_all(&[me]).unwrap();
+        let (_, twice, _) = read_all(&[me, me]).unwrap();
+        assert!(twice >= 2 * once - once / 10, "{twice} is about twice {once}");
+        assert!(read_all(&[me, u32::MAX]).is_none(), "a vanished process spoils the sample");
+    }
 
     #[test]
     fn this_process_can_be_read() {

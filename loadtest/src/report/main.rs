@@ -111,6 +111,28 @@ fn other_table(runs: &Runs) -> String {
     out
 }
 
+/// One room over one process, then the same room split over two on Redis.
+fn cross_table(runs: &Runs) -> String {
+    let mut out = String::from(
+        "| 1 000 members × 500 msgs, 2 publishers | deliveries/s | p50 ms | p99 ms | server CPU per delivery, µs | delivered |\n|---|---|---|---|---|---|\n",
+    );
+    for (server, label) in [("parley", "one process"), ("parley2", "two processes on Redis (members split)")] {
+        let get = |key| figure(runs, "cross-1000x500", server, key);
+        let delivered = runs.get(&("cross-1000x500".to_owned(), server.to_owned())).map_or("–".into(), |r| {
+            format!("{}/{}", r["deliveries"].as_u64().unwrap_or(0), r["deliveries_expected"].as_u64().unwrap_or(0))
+        });
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} | {delivered} |",
+            show(get("deliveries_per_second")),
+            show(get("p50_ms")),
+            show(get("p99_ms")),
+            show(get("cpu_us_per_delivery")),
+        );
+    }
+    out
+}
+
 fn http_table(runs: &Runs) -> String {
     let mut out = String::from(
         "| run | `/users/me` requests | p50 µs | p99 µs | server CPU per request, µs | logins |\n|---|---|---|---|---|---|\n",
@@ -251,7 +273,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("{}\n{}\n{}", rooms_table(&runs), other_table(&runs), http_table(&runs));
+    println!("{}\n{}\n{}\n{}", rooms_table(&runs), other_table(&runs), cross_table(&runs), http_table(&runs));
     if let Some(at) = args.iter().position(|a| a == "--svg") {
         let Some(path) = args.get(at + 1) else {
             eprintln!("--svg needs a file");
@@ -283,6 +305,17 @@ mod tests {
         assert!(table.contains("| 1 000 × 500 | server CPU per delivery, µs | 0.80 | 8.00 | 10.0× |"), "{table}");
         assert!(table.contains("| 1 000 × 500 | p99 latency, ms | 20 | 150 | 7.5× |"), "{table}");
         assert!(table.contains("| 100 members × 2 000 msgs | p99 latency, ms | – | – | – |"), "{table}");
+    }
+
+    #[test]
+    fn the_cross_process_table_sets_two_processes_beside_one() {
+        let mut runs = runs();
+        let run =
+            json!({"deliveries_per_second": 250000.0, "p99_ms": 40.0, "deliveries": 8, "deliveries_expected": 10});
+        runs.insert(("cross-1000x500".into(), "parley2".into()), run);
+        let table = cross_table(&runs);
+        assert!(table.contains("| two processes on Redis (members split) | 250 k | – | 40 | – | 8/10 |"), "{table}");
+        assert!(table.contains("| one process | – | – | – | – | – |"), "{table}");
     }
 
     #[test]
