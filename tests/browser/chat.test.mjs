@@ -114,3 +114,16 @@ test("two signed-in users and a guest in one room see each other", async () => {
   assert.deepEqual(await names(ann.page), ["ann", "visitor"]);
   assert.deepEqual([...ann.problems, ...bob.problems], [], "no script errors, failed or external requests");
 });
+
+test("a member with two tabs stays listed when one of them leaves", async () => {
+  const first = await signIn("bob", "tabs");
+  const second = await signIn("bob", "tabs");
+  const ann = await signIn("ann", "tabs");
+  await ann.page.waitForFunction(() => document.querySelectorAll("#members li").length === 2);
+  await second.page.click("#leave");
+  await waitForLine(ann.page, "🔴 bob left the room.");
+  // Counting alone would now hide bob; the page checks with the server.
+  await ann.page.waitForFunction(() => [...document.querySelectorAll("#members li")].some((li) => li.textContent === "bob"), null, { timeout: 5000 });
+  assert.deepEqual(await names(ann.page), ["ann", "bob"]);
+  assert.deepEqual([...ann.problems, ...first.problems, ...second.problems], [], "no script errors, failed or external requests");
+});
