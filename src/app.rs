@@ -18,6 +18,11 @@ use crate::storage::Storage;
 
 /// How long a client may take to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often rooms are told of members whose process died (with
+/// `REDIS_URL`; one process alone has no such members). Redis's presence
+/// expires a dead process within 8 s, so its members' `left` events come
+/// within about 10 s.
+const DEPARTURES_EVERY: Duration = Duration::from_secs(2);
 /// How long WebSocket connections get to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -105,6 +110,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
         let writing = tokio::spawn(self.writer.run_until(async move { writer_stopped.await.unwrap_or(()) }));
+        let departures = tokio::spawn(announce_departures(Arc::clone(&self.chat)));
         let rooms = parley_ws::WsRooms::new(Arc::clone(&self.chat), Arc::clone(&self.accounts), self.ws);
         let upgrade = {
             let rooms = Arc::clone(&rooms);
@@ -126,6 +132,7 @@ impl App {
         }
         parley_http::serve(listener, api, self.server, shutdown).await;
         tracing::info!("shutting down");
+        departures.abort();
         // Rooms first (close 1001 to everyone, their leave notices logged),
         // then the chat-log writer flushes.
         rooms.shutdown(SHUTDOWN_GRACE).await;
@@ -133,6 +140,19 @@ impl App {
         let _ = stop_writer.send(());
         writing.await.context("chat-log writer")?;
         Ok(())
+    }
+}
+
+/// Tells rooms, now and then, of members whose process died.
+async fn announce_departures(chat: Arc<Chat>) {
+    let mut every = tokio::time::interval(DEPARTURES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = chat.announce_departures().await {
+            // Redis being down is said elsewhere, and loudly.
+            tracing::debug!(%error, "could not look for departed members");
+        }
     }
 }
 

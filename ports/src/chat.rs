@@ -106,6 +106,18 @@ impl Chat {
         self.tell_room(&member, EventKind::Left, MessageText::default()).await.map(drop)
     }
 
+    /// Tells each room of the members whose process died ([`Fanout::departed`]):
+    /// a `left` event each, as if they had closed their connections. Returns
+    /// how many were told of.
+    pub async fn announce_departures(&self) -> Result<usize, ChatError> {
+        let departed = self.fanout.departed().await?;
+        for (room, user) in &departed {
+            let member = Member { room: room.clone(), user: user.clone(), joined: EventId::from_u128(0) };
+            self.tell_room(&member, EventKind::Left, MessageText::default()).await?;
+        }
+        Ok(departed.len())
+    }
+
     /// Who is in the room now.
     pub async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, ChatError> {
         Ok(self.fanout.members(room).await?)

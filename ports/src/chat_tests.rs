@@ -236,3 +236,33 @@ async fn leaving_or_listing_members_with_the_fanout_down_is_unavailable() {
         "an undelivered leave is not logged"
     );
 }
+
+#[tokio::test]
+async fn members_of_a_dead_process_are_announced_as_left_in_their_rooms_and_logged() {
+    let mut d = Doubles::new();
+    let bob = DisplayName::parse("bob").unwrap();
+    let departed = vec![(room(), ann()), (RoomName::parse("other").unwrap(), bob.clone())];
+    d.fanout.expect_departed().times(1).return_once(move || Ok(departed));
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&published);
+    d.fanout.expect_publish().times(2).returning(move |event| {
+        seen.lock().unwrap().push(event.event().clone());
+        Ok(())
+    });
+    let (told, logged) = d.run(|chat| async move { chat.announce_departures().await.unwrap() }).await;
+    assert_eq!(told, 2);
+    let published = published.lock().unwrap().clone();
+    let said: Vec<_> = published.iter().map(|e| (e.room.as_str(), e.user.as_str(), e.kind)).collect();
+    assert_eq!(said, [("general", "ann", EventKind::Left), ("other", "bob", EventKind::Left)]);
+    assert_eq!(logged, published, "the leaves are in the chat log, as any leave is");
+}
+
+#[tokio::test]
+async fn no_departures_when_the_fan_out_cannot_say() {
+    let mut d = Doubles::new();
+    d.fanout.expect_departed().returning(|| Err(FanoutError::Unavailable("down".into())));
+    d.fanout.expect_publish().never();
+    let (result, logged) = d.run(|chat| async move { chat.announce_departures().await }).await;
+    assert!(matches!(result, Err(ChatError::Unavailable(_))), "{result:?}");
+    assert!(logged.is_empty());
+}

@@ -384,6 +384,14 @@ pub trait Fanout: Send + Sync {
 
     /// Whether the fan-out's backing service answers now (for readiness checks).
     async fn ping(&self) -> Result<(), FanoutError>;
+
+    /// Members who were connected through another process that has died
+    /// since, and are nowhere else now: each reported once, to one caller
+    /// across all processes, which tells their rooms they left. A fan-out
+    /// within one process has none.
+    async fn departed(&self) -> Result<Vec<(RoomName, DisplayName)>, FanoutError> {
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ async fn members_over_rest(running: &Running, room: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_room_spans_two_processes_on_both_protocols_and_a_killed_ones_members_leave_presence() {
+async fn a_room_spans_two_processes_on_both_protocols_and_a_killed_ones_members_leave() {
     let Some(redis) = test_redis() else { return };
     let mut pair = Pair::start(&redis);
     let room = room("across");
@@ -210,6 +210,12 @@ async fn a_room_spans_two_processes_on_both_protocols_and_a_killed_ones_members_
         members = members_over_rest(&pair.a, &room).await;
     }
     assert_eq!(members, ["ann"], "bob and carl left with B");
+    let mut told = Vec::new();
+    for _ in 0..2 {
+        told.push(next_of(&mut ann, "left").await["user"].as_str().unwrap().to_owned());
+    }
+    told.sort();
+    assert_eq!(told, ["bob", "carl"], "A's members are told who left with B");
     let (_dave, members, _) = join(&pair.a, &room, &token(&pair.a.address, "dave").await, None).await;
     assert_eq!(members, ["ann", "dave"]);
 }

@@ -244,6 +244,31 @@ impl Fanout for RedisFanout {
         Ok(rooms)
     }
 
+    async fn departed(&self) -> Result<Vec<(RoomName, DisplayName)>, FanoutError> {
+        if self.shared.health.degraded() {
+            return Ok(Vec::new());
+        }
+        // No timeout around the claim: cut short, a claimed process's members
+        // would never be told of (each command has its own 2 s timeout).
+        let mut connection = self.connection.clone();
+        let claimed = presence::claim_departed(&mut connection, &self.keys)
+            .await
+            .map_err(|error| FanoutError::Unavailable(error.into()))?;
+        let mut by_room: HashMap<RoomName, Vec<DisplayName>> = HashMap::new();
+        for (room, name) in claimed {
+            by_room.entry(room).or_default().push(name);
+        }
+        let mut departed = Vec::new();
+        for (room, mut names) in by_room {
+            // Still here under that name (another tab, or already reconnected): not gone.
+            let here = self.members(&room).await?;
+            names.sort_unstable();
+            names.dedup();
+            departed.extend(names.into_iter().filter(|name| !here.contains(name)).map(|name| (room.clone(), name)));
+        }
+        Ok(departed)
+    }
+
     async fn ping(&self) -> Result<(), FanoutError> {
         let mut connection = self.connection.clone();
         let answer =
@@ -396,5 +421,29 @@ mod tests {
         }
         assert_eq!(next(&mut ann).await, 1);
         assert_eq!(next(&mut ann).await, 2, "the repeat was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_dead_processs_members_are_claimed_once_unless_they_are_still_here() {
+        let Some((a, b)) = two_processes().await else { return };
+        let room = RoomName::parse("lobby").unwrap();
+        let _ann = a.subscribe(&room, &name("ann")).await.unwrap();
+        // A process that wrote its presence and died: its alive key is gone.
+        let dead = Keys::new(&a.keys.prefix, "dead-process");
+        let mut redis = redis::Client::open(server()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(dead.procs()).arg("dead-process").ignore();
+        pipe.cmd("HSET").arg(dead.rooms("dead-process")).arg("lobby").arg(3).ignore();
+        pipe.cmd("SADD").arg(dead.members("dead-process", "lobby")).arg(&["bob", "cyd", "ann"]).ignore();
+        pipe.query_async::<()>(&mut redis).await.unwrap();
+        let (from_a, from_b) = tokio::join!(a.departed(), b.departed());
+        let mut told = [from_a.unwrap(), from_b.unwrap()];
+        told.sort_by_key(Vec::len);
+        assert!(told[0].is_empty(), "one claimant only: {told:?}");
+        assert_eq!(told[1], [(room.clone(), name("bob")), (room.clone(), name("cyd"))], "ann is still here, on A");
+        assert!(a.departed().await.unwrap().is_empty(), "told once");
+        let left: i64 =
+            redis::cmd("EXISTS").arg(dead.members("dead-process", "lobby")).query_async(&mut redis).await.unwrap();
+        assert_eq!(left, 0, "the claimed lists are deleted");
     }
 }

@@ -4,7 +4,8 @@
 //!   in-process [`parley_memory::MemoryFanout`], and whose events are
 //!   published once to Redis and relayed by every other process to its own
 //!   members; who is in a room is listed across processes, and a process
-//!   that dies leaves every listing within [`EXPIRY`].
+//!   that dies leaves every listing within [`EXPIRY`], its members then
+//!   reported once, to one survivor, as departed (`Fanout::departed`).
 //!
 //! Knows Redis and the wire form of an event between processes; knows
 //! nothing of sockets, HTTP or storage.
@@ -17,4 +18,4 @@ mod relay;
 mod wire;
 
 pub use fanout::RedisFanout;
-pub use presence::{EXPIRY, HEARTBEAT};
+pub use presence::{EXPIRY, GRACE, HEARTBEAT};

@@ -4,7 +4,9 @@
 //! the process's heartbeat renews it: a process that dies takes its members
 //! out of every listing within [`EXPIRY`], with nobody cleaning up after it.
 //! Readers ask every live process's keys and add their own process's
-//! members from memory (fresher than anything written).
+//! members from memory (fresher than anything written). A dead process's
+//! member lists outlive it by [`GRACE`], so that one survivor can claim
+//! them ([`claim_departed`]) and tell the rooms those members left.
 //!
 //! Keys, for a deployment prefix `P` and a process `O`:
 //! - `P:procs` — the processes that have written presence (readers prune the dead);
@@ -30,13 +32,15 @@ use crate::fanout::Shared;
 
 /// How often a process renews its keys.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// How long a process's keys outlive its last heartbeat: its members leave
-/// every listing this long after it dies. Four heartbeats, so one slow one
-/// does not blink a process out.
+/// How long a process counts as alive after its last heartbeat: its members
+/// leave every listing this long after it dies. Four heartbeats, so one
+/// slow one does not blink a process out.
 pub const EXPIRY: Duration = Duration::from_secs(8);
+/// How much longer a dead process's member lists are kept, to be claimed.
+pub const GRACE: Duration = Duration::from_secs(60);
 
 pub(crate) struct Keys {
-    prefix: String,
+    pub(crate) prefix: String,
     pub(crate) origin: String,
 }
 
@@ -45,7 +49,7 @@ impl Keys {
         Self { prefix: prefix.to_owned(), origin: origin.to_owned() }
     }
 
-    fn procs(&self) -> String {
+    pub(crate) fn procs(&self) -> String {
         format!("{}:procs", self.prefix)
     }
 
@@ -53,11 +57,11 @@ impl Keys {
         format!("{}:proc:{origin}", self.prefix)
     }
 
-    fn rooms(&self, origin: &str) -> String {
+    pub(crate) fn rooms(&self, origin: &str) -> String {
         format!("{}:proc:{origin}:rooms", self.prefix)
     }
 
-    fn members(&self, origin: &str, room: &str) -> String {
+    pub(crate) fn members(&self, origin: &str, room: &str) -> String {
         format!("{}:proc:{origin}:members:{room}", self.prefix)
     }
 }
@@ -197,6 +201,11 @@ fn expiry_ms() -> u64 {
     EXPIRY.as_millis() as u64
 }
 
+/// Member lists and room counts: kept past the alive key, for the claim.
+fn lists_ms() -> u64 {
+    (EXPIRY + GRACE).as_millis() as u64
+}
+
 /// The alive key and the process's entry in the list.
 fn alive(pipe: &mut redis::Pipeline, keys: &Keys) {
     pipe.cmd("SET").arg(keys.alive(&keys.origin)).arg(1).arg("PX").arg(expiry_ms()).ignore();
@@ -207,9 +216,9 @@ fn alive(pipe: &mut redis::Pipeline, keys: &Keys) {
 fn renew(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here) {
     alive(pipe, keys);
     for room in here.rooms.keys() {
-        pipe.cmd("PEXPIRE").arg(keys.members(&keys.origin, room.as_str())).arg(expiry_ms()).ignore();
+        pipe.cmd("PEXPIRE").arg(keys.members(&keys.origin, room.as_str())).arg(lists_ms()).ignore();
     }
-    pipe.cmd("PEXPIRE").arg(keys.rooms(&keys.origin)).arg(expiry_ms()).ignore();
+    pipe.cmd("PEXPIRE").arg(keys.rooms(&keys.origin)).arg(lists_ms()).ignore();
 }
 
 /// Everything this process has, written again (its keys may have expired).
@@ -222,9 +231,9 @@ fn everything(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here) {
         let members = keys.members(&keys.origin, room.as_str());
         let names: Vec<&str> = entry.names.keys().map(DisplayName::as_str).collect();
         pipe.cmd("SADD").arg(&members).arg(names).ignore();
-        pipe.cmd("PEXPIRE").arg(&members).arg(expiry_ms()).ignore();
+        pipe.cmd("PEXPIRE").arg(&members).arg(lists_ms()).ignore();
     }
-    pipe.cmd("PEXPIRE").arg(&rooms).arg(expiry_ms()).ignore();
+    pipe.cmd("PEXPIRE").arg(&rooms).arg(lists_ms()).ignore();
 }
 
 /// What changed, as it is now: names that left are removed here.
@@ -235,7 +244,7 @@ fn changes_since(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here, dirty: &D
             let command = if here.has(room, name) { "SADD" } else { "SREM" };
             pipe.cmd(command).arg(&members).arg(name.as_str()).ignore();
         }
-        pipe.cmd("PEXPIRE").arg(&members).arg(expiry_ms()).ignore();
+        pipe.cmd("PEXPIRE").arg(&members).arg(lists_ms()).ignore();
     }
     let rooms = keys.rooms(&keys.origin);
     for room in &dirty.rooms {
@@ -245,28 +254,62 @@ fn changes_since(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here, dirty: &D
         };
     }
     if !dirty.rooms.is_empty() {
-        pipe.cmd("PEXPIRE").arg(&rooms).arg(expiry_ms()).ignore();
+        pipe.cmd("PEXPIRE").arg(&rooms).arg(lists_ms()).ignore();
     }
 }
 
-/// The other live processes; the dead ones are pruned from the list.
-async fn others(connection: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<Vec<String>> {
+/// The other processes that have written presence, each with whether it is alive.
+async fn others(connection: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<Vec<(String, bool)>> {
     let procs: Vec<String> = redis::cmd("SMEMBERS").arg(keys.procs()).query_async(connection).await?;
     let procs: Vec<String> = procs.into_iter().filter(|origin| *origin != keys.origin).collect();
     if procs.is_empty() {
-        return Ok(procs);
+        return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
     for origin in &procs {
         pipe.cmd("EXISTS").arg(keys.alive(origin));
     }
     let alive: Vec<bool> = pipe.query_async(connection).await?;
-    let (live, dead): (Vec<_>, Vec<_>) = procs.into_iter().zip(alive).partition(|(_, alive)| *alive);
-    if !dead.is_empty() {
-        let dead: Vec<String> = dead.into_iter().map(|(origin, _)| origin).collect();
-        let _: redis::RedisResult<i64> = redis::cmd("SREM").arg(keys.procs()).arg(dead).query_async(connection).await;
+    Ok(procs.into_iter().zip(alive).collect())
+}
+
+/// The other live processes.
+async fn live(connection: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<Vec<String>> {
+    Ok(others(connection, keys).await?.into_iter().filter_map(|(origin, alive)| alive.then_some(origin)).collect())
+}
+
+/// The members of every dead process this one is first to claim, by room.
+/// Taking a process out of the list is the claim: Redis answers "removed"
+/// to one caller only, so each departure is told once however many
+/// processes look. The claimed lists are deleted.
+pub(crate) async fn claim_departed(
+    connection: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<Vec<(RoomName, DisplayName)>> {
+    let mut departed = Vec::new();
+    for (origin, _) in others(connection, keys).await?.into_iter().filter(|(_, alive)| !alive) {
+        let claimed: i64 = redis::cmd("SREM").arg(keys.procs()).arg(&origin).query_async(connection).await?;
+        if claimed == 0 {
+            continue;
+        }
+        let rooms: Vec<String> = redis::cmd("HKEYS").arg(keys.rooms(&origin)).query_async(connection).await?;
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            pipe.cmd("SMEMBERS").arg(keys.members(&origin, room));
+        }
+        let names: Vec<Vec<String>> = if rooms.is_empty() { Vec::new() } else { pipe.query_async(connection).await? };
+        let mut forget = redis::pipe();
+        forget.cmd("DEL").arg(keys.rooms(&origin)).ignore();
+        let before = departed.len();
+        for (room, names) in rooms.into_iter().zip(names) {
+            forget.cmd("DEL").arg(keys.members(&origin, &room)).ignore();
+            let Ok(room) = RoomName::parse(room) else { continue };
+            departed.extend(names.into_iter().filter_map(|name| Some((room.clone(), DisplayName::parse(name).ok()?))));
+        }
+        forget.query_async::<()>(connection).await?;
+        tracing::warn!(process = origin, members = departed.len() - before, "a Parley process died; telling its rooms");
     }
-    Ok(live.into_iter().map(|(origin, _)| origin).collect())
+    Ok(departed)
 }
 
 /// Who is in `room` on the other live processes.
@@ -275,7 +318,7 @@ pub(crate) async fn members_elsewhere(
     keys: &Keys,
     room: &RoomName,
 ) -> redis::RedisResult<Vec<DisplayName>> {
-    let others = others(connection, keys).await?;
+    let others = live(connection, keys).await?;
     if others.is_empty() {
         return Ok(Vec::new());
     }
@@ -292,7 +335,7 @@ pub(crate) async fn rooms_elsewhere(
     connection: &mut ConnectionManager,
     keys: &Keys,
 ) -> redis::RedisResult<Vec<(RoomName, usize)>> {
-    let others = others(connection, keys).await?;
+    let others = live(connection, keys).await?;
     if others.is_empty() {
         return Ok(Vec::new());
     }
