@@ -58,15 +58,20 @@ impl Drop for Pair {
 
 impl Pair {
     fn start(redis: &str) -> Self {
+        Self::start_with(redis, &[])
+    }
+
+    fn start_with(redis: &str, more: &[(&str, &str)]) -> Self {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let database = format!("sqlite://{}", dirs[2].path().join("parley.db").display());
-        let env = [
+        let mut env = vec![
             ("REDIS_URL", redis),
             ("DATABASE_URL", database.as_str()),
             ("JWT_SECRET", "a3f1c2d4e5b6a7980123456789abcdef0123456789abcdef0123456789abcdef"),
             ("ARGON2_MEMORY_KIB", "64"),
             ("ARGON2_ITERATIONS", "1"),
         ];
+        env.extend_from_slice(more);
         // One after the other: the first creates the database.
         let a = Running::start(dirs[0].path(), &env);
         let b = Running::start(dirs[1].path(), &env);
@@ -259,10 +264,12 @@ async fn a_member_resumes_on_the_other_process_with_nothing_missed() {
 }
 
 /// A `redis-server` of the test's own, on a port of its own, that the test
-/// stops and starts again.
+/// stops and starts again; with TLS, it serves a certificate for 127.0.0.1
+/// signed by a CA of the test's own (`ca.crt` in its directory).
 struct OwnRedis {
     port: u16,
     dir: PathBuf,
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -270,28 +277,76 @@ impl OwnRedis {
     /// `None` (with the reason printed) without `redis-server`; under
     /// `CI=true` that is a failure.
     fn start() -> Option<Self> {
-        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
-        if !found {
-            if ci() {
-                panic!("CI=true but redis-server is not installed");
+        Self::start_as(false)
+    }
+
+    /// With TLS; `None` also without `openssl` to make the certificates.
+    fn start_tls() -> Option<Self> {
+        Self::start_as(true)
+    }
+
+    fn start_as(tls: bool) -> Option<Self> {
+        let tools: &[(&str, &str)] = if tls {
+            &[("redis-server", "--version"), ("openssl", "version")]
+        } else {
+            &[("redis-server", "--version")]
+        };
+        for (tool, version) in tools {
+            let found = Command::new(tool).arg(version).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+            if !found {
+                if ci() {
+                    panic!("CI=true but {tool} is not installed");
+                }
+                eprintln!("skipped: no {tool} on PATH");
+                return None;
             }
-            eprintln!("skipped: no redis-server on PATH");
-            return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap().keep();
-        let mut redis = Self { port, dir, child: None };
+        let mut redis = Self { port, dir, tls, child: None };
+        if tls {
+            redis.certificates();
+        }
         redis.up();
         Some(redis)
     }
 
+    /// A CA, and a certificate for 127.0.0.1 that it signed.
+    fn certificates(&self) {
+        std::fs::write(self.dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+        let steps: [&[&str]; 3] = [
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
+            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"],
+            &["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out"],
+        ];
+        for (n, step) in steps.into_iter().enumerate() {
+            let mut command = Command::new("openssl");
+            command.args(step).current_dir(&self.dir).stdout(Stdio::null()).stderr(Stdio::null());
+            match n {
+                0 => command.args(["-subj", "/CN=parley test CA"]),
+                1 => command.args(["-subj", "/CN=127.0.0.1"]),
+                _ => command.args(["server.crt", "-days", "2", "-extfile", "ext.cnf"]),
+            };
+            assert!(command.status().unwrap().success(), "openssl {step:?}");
+        }
+    }
+
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn up(&mut self) {
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        if self.tls {
+            args.extend(["--port", "0", "--tls-port", &port, "--tls-cert-file", "server.crt"]);
+            args.extend(["--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"]);
+        } else {
+            args.extend(["--port", &port]);
+        }
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
             .current_dir(&self.dir)
             .stdout(Stdio::null())
             .spawn()
@@ -384,6 +439,29 @@ async fn while_redis_is_down_rooms_work_within_each_process_and_across_once_it_i
         }
     }
     assert_eq!(from_bob, ["back"], "cross-process delivery resumed both ways without a restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_rooms_span_processes_once_redis_certificate_is_trusted() {
+    let Some(redis) = OwnRedis::start_tls() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Not trusted yet: startup says so rather than carrying on in plain text.
+    let env =
+        [("REDIS_URL", redis.url()), ("DATABASE_URL", "memory://".into()), ("PARLEY_DB_WAIT_SECONDS", "1".into())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = run_to_exit(dir.path(), &env);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("Redis at REDIS_URL is unreachable"), "{}", text(&output));
+
+    let ca = redis.dir.join("ca.crt");
+    let pair = Pair::start_with(&redis.url(), &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let room = room("tls");
+    let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
+    let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
+    let (mut bob, members, _) = join(&pair.b, &room, &bob_token, None).await;
+    assert_eq!(members, ["ann", "bob"]);
+    say(&mut ann, "over TLS").await;
+    assert_eq!(next_message(&mut bob).await, ("ann".into(), "over TLS".into()));
 }
 
 #[test]
