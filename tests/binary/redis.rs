@@ -114,14 +114,22 @@ async fn join(running: &Running, room: &str, token: &str, since: Option<&str>) -
 
 /// The next JSON frame of type `kind`, skipping others; within 15 s.
 async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    frames_until(socket, kind).await.pop().expect("the frame waited for")
+}
+
+/// Every JSON frame up to and including the next of type `kind`; within 15 s.
+async fn frames_until(socket: &mut Socket, kind: &str) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut frames = Vec::new();
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next()).await;
         let frame = frame.unwrap_or_else(|_| panic!("a {kind} frame within 15 s"));
         let Some(Ok(Message::Text(text))) = frame else { panic!("the connection ended waiting for {kind}: {frame:?}") };
         let value: Value = serde_json::from_str(&text).unwrap();
-        if value["type"] == kind {
-            return value;
+        let found = value["type"] == kind;
+        frames.push(value);
+        if found {
+            return frames;
         }
     }
 }
@@ -362,6 +370,13 @@ impl OwnRedis {
         panic!("redis-server did not listen on {at}");
     }
 
+    /// Freezes (`-STOP`) or thaws (`-CONT`) the server: connections stay
+    /// open and silent, as behind a network that drops packets.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    }
+
     fn down(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -439,6 +454,30 @@ async fn while_redis_is_down_rooms_work_within_each_process_and_across_once_it_i
         }
     }
     assert_eq!(from_bob, ["back"], "cross-process delivery resumed both ways without a restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_redis_is_noticed_and_delivery_resumes_when_it_answers_again() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let pair = Pair::start(&redis.url());
+    let room = room("stall");
+    let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
+    let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
+    let (mut bob, members, _) = join(&pair.b, &room, &bob_token, None).await;
+    assert_eq!(members, ["ann", "bob"]);
+    // Nothing is refused and no connection drops: only the relay's own
+    // pings can tell that events no longer cross.
+    redis.signal("-STOP");
+    assert_eq!(next_of(&mut ann, "error").await["code"], "degraded");
+    assert_eq!(next_of(&mut bob, "error").await["code"], "degraded");
+    redis.signal("-CONT");
+    next_of(&mut ann, "restored").await;
+    next_of(&mut bob, "restored").await;
+    say(&mut bob, "still here").await;
+    let frames = frames_until(&mut ann, "message").await;
+    assert!(frames.iter().all(|frame| frame["type"] != "left"), "nobody was told bob left: {frames:?}");
+    assert_eq!(frames.last().unwrap()["text"], "still here");
+    assert_eq!(members_over_rest(&pair.a, &room).await, ["ann", "bob"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

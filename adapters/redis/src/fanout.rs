@@ -43,6 +43,10 @@ const OUTBOX: usize = 10_000;
 const JOIN_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a presence listing waits for the other processes' part.
 const READ_PATIENCE: Duration = Duration::from_secs(1);
+/// How long this process must have reached Redis without a break before
+/// it takes another for dead: long enough for every live process to renew
+/// its keys after an outage (they renew within a heartbeat or two).
+const CLAIM_AFTER: Duration = if cfg!(test) { Duration::ZERO } else { presence::EXPIRY };
 /// Longest pause between reconnection attempts.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -245,7 +249,9 @@ impl Fanout for RedisFanout {
     }
 
     async fn departed(&self) -> Result<Vec<(RoomName, DisplayName)>, FanoutError> {
-        if self.shared.health.degraded() {
+        // Just after Redis came back, every process's alive key may have
+        // lapsed in the outage: give the living time to say so again.
+        if self.shared.health.steady_for() < CLAIM_AFTER {
             return Ok(Vec::new());
         }
         // No timeout around the claim: cut short, a claimed process's members

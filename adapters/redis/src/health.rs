@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use parley_memory::MemoryFanout;
 use parley_ports::Notice;
@@ -21,15 +22,16 @@ pub(crate) enum Link {
 }
 
 pub(crate) struct Health {
-    /// The links down now, as bits; the lock also keeps notices in order.
-    down: Mutex<u8>,
+    /// The links down now, as bits, and since when both have worked; the
+    /// lock also keeps notices in order.
+    down: Mutex<(u8, Instant)>,
     degraded: AtomicBool,
     local: Arc<MemoryFanout>,
 }
 
 impl Health {
     pub(crate) fn new(local: Arc<MemoryFanout>) -> Self {
-        Self { down: Mutex::new(0), degraded: AtomicBool::new(false), local }
+        Self { down: Mutex::new((0, Instant::now())), degraded: AtomicBool::new(false), local }
     }
 
     /// Whether events may not cross between processes now.
@@ -37,10 +39,18 @@ impl Health {
         self.degraded.load(Ordering::Acquire)
     }
 
+    /// How long both links have worked without a break (zero while one is
+    /// down). Counted from the start of the process at first.
+    pub(crate) fn steady_for(&self) -> Duration {
+        let (down, since) = *self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        if down != 0 { Duration::ZERO } else { since.elapsed() }
+    }
+
     /// Records whether `link` works; when that changes whether delivery is
     /// degraded, every local member is told.
     pub(crate) fn set(&self, link: Link, up: bool) {
-        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        let (down, since) = &mut *guard;
         let was = *down != 0;
         if up {
             *down &= !(link as u8);
@@ -50,6 +60,9 @@ impl Health {
         let now = *down != 0;
         if was == now {
             return;
+        }
+        if !now {
+            *since = Instant::now();
         }
         // Set before the members are told: a member joining now either sees
         // the flag or is among those told.
@@ -87,5 +100,16 @@ mod tests {
         health.set(Link::Publishing, true);
         assert!(!health.degraded());
         assert_eq!(ann.take_notice(), Some(Notice::Restored));
+    }
+
+    #[test]
+    fn steadiness_is_counted_from_the_last_restoration() {
+        let health = Health::new(Arc::new(MemoryFanout::default()));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(health.steady_for() >= Duration::from_millis(30), "counted from the start");
+        health.set(Link::Relaying, false);
+        assert_eq!(health.steady_for(), Duration::ZERO);
+        health.set(Link::Relaying, true);
+        assert!(health.steady_for() < Duration::from_millis(30), "counted again from now");
     }
 }

@@ -1,6 +1,9 @@
 //! The relay: one Redis subscription per room with members here, whose
 //! events (the other processes') go to this process's members through the
-//! local fan-out. Reconnects and resubscribes after Redis goes away.
+//! local fan-out. Reconnects and resubscribes after Redis goes away, and
+//! pings it between events: a subscription waits silently, so a stalled
+//! Redis or a connection lost without a reset would otherwise look like a
+//! quiet room forever.
 //!
 //! Knows Redis pub/sub and the wire form; nothing of sockets or presence.
 
@@ -15,7 +18,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::fanout::{MAX_BACKOFF, Shared, channel};
 use crate::health::Link;
+use crate::presence::HEARTBEAT;
 use crate::wire;
+
+/// How long Redis gets to answer the relay (connect, subscribe, ping).
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// What the relay is asked to do, by room.
 pub(crate) enum Relay {
@@ -35,10 +42,10 @@ pub(crate) async fn relay_task(
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = tokio::select! {
-            connected = connect(&client, &shared) => connected,
+            connected = tokio::time::timeout(ANSWER_WITHIN, connect(&client, &shared)) => connected,
             _ = stop.changed() => return,
         };
-        let (mut sink, mut stream) = match connected {
+        let (mut sink, mut stream) = match connected.unwrap_or_else(|_| Err(timed_out())) {
             Ok(pubsub) => pubsub,
             Err(error) => {
                 shared.health.set(Link::Relaying, false);
@@ -50,22 +57,30 @@ pub(crate) async fn relay_task(
         };
         shared.health.set(Link::Relaying, true);
         backoff = Duration::from_millis(50);
+        let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
                     None => return,
                     Some(Relay::Subscribe(room, done)) => {
-                        if sink.subscribe(channel(&shared.prefix, &room)).await.is_err() {
+                        let subscribed = tokio::time::timeout(ANSWER_WITHIN, sink.subscribe(channel(&shared.prefix, &room)));
+                        if !matches!(subscribed.await, Ok(Ok(()))) {
                             break;
                         }
                         let _ = done.send(());
                     }
                     Some(Relay::Unsubscribe(room)) => {
-                        if sink.unsubscribe(channel(&shared.prefix, &room)).await.is_err() {
+                        let unsubscribed = tokio::time::timeout(ANSWER_WITHIN, sink.unsubscribe(channel(&shared.prefix, &room)));
+                        if !matches!(unsubscribed.await, Ok(Ok(()))) {
                             break;
                         }
                     }
                 },
+                _ = probe.tick() => {
+                    if !matches!(tokio::time::timeout(ANSWER_WITHIN, sink.ping::<redis::Value>()).await, Ok(Ok(_))) {
+                        break;
+                    }
+                }
                 message = stream.next() => match message {
                     None => break,
                     Some(message) => {
@@ -85,8 +100,12 @@ pub(crate) async fn relay_task(
             }
         }
         shared.health.set(Link::Relaying, false);
-        tracing::warn!("the Redis subscription connection dropped; reconnecting");
+        tracing::warn!("the Redis subscription connection dropped or stopped answering; reconnecting");
     }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time"))
 }
 
 /// A subscription connection, subscribed to every room with members here.
