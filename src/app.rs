@@ -38,6 +38,11 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // rustls takes its process-wide crypto from crate features, and finds
+        // none when a build enables two (goose's reqwest brings aws-lc-rs into
+        // workspace builds): Redis over TLS then panicked. Ring is what every
+        // TLS client here is built with; a provider installed already stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
         let (users, database_log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
