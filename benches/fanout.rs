@@ -1,4 +1,4 @@
-//! The broadcast hot path on the in-memory adapters, no sockets:
+//! The broadcast hot path — the core's hub, as one process runs it — no sockets:
 //! `cargo bench --bench fanout` (add `-- --quick` for a fast pass).
 //!
 //! - publish: one event to a room of N members, each member then taking it
@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use parley_memory::{MemoryChatLog, MemoryFanout, SystemClock};
+use parley_memory::{MemoryChatLog, SystemClock};
 use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
-use parley_ports::{ChatLog, ChatRecorder, Encoding, Fanout, Published};
+use parley_ports::{ChatLog, ChatRecorder, Encoding, Published, Rooms};
 use tokio::runtime::Runtime;
 
 fn event(n: u128) -> ChatEvent {
@@ -35,17 +35,17 @@ fn publish(c: &mut Criterion) {
     let runtime = runtime();
     let mut group = c.benchmark_group("publish");
     for members in [1usize, 10, 100, 1_000, 10_000] {
-        let fanout = MemoryFanout::new(1024);
+        let rooms = Rooms::local(1024);
         let room = RoomName::parse("bench").unwrap();
         let mut subscriptions: Vec<_> = (0..members)
-            .map(|n| runtime.block_on(fanout.subscribe(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
+            .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())))
             .collect();
         group.throughput(Throughput::Elements(members as u64));
         group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
             let mut n = 0u128;
             b.iter(|| {
                 n += 1;
-                runtime.block_on(fanout.publish(Published::new(event(n)))).unwrap();
+                runtime.block_on(rooms.publish(Published::new(event(n))));
                 for subscription in &mut subscriptions {
                     black_box(subscription.try_next().unwrap());
                 }
@@ -84,14 +84,14 @@ fn encode(c: &mut Criterion) {
 
 fn churn(c: &mut Criterion) {
     let runtime = runtime();
-    let fanout = MemoryFanout::new(64);
+    let rooms = Rooms::local(64);
     let room = RoomName::parse("bench").unwrap();
     let _members: Vec<_> = (0..10_000)
-        .map(|n| runtime.block_on(fanout.subscribe(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
+        .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())))
         .collect();
     let newcomer = DisplayName::parse("newcomer").unwrap();
     c.bench_function("churn/join and leave a room of 10000", |b| {
-        b.iter(|| drop(black_box(runtime.block_on(fanout.subscribe(&room, &newcomer)).unwrap())))
+        b.iter(|| drop(black_box(runtime.block_on(rooms.join(&room, &newcomer)))))
     });
 }
 

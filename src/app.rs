@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use parley_auth::{Argon2Hasher, JwtIssuer};
-use parley_memory::{MemoryFanout, SystemClock};
+use parley_memory::SystemClock;
 use parley_ports::domain::EventIds;
-use parley_ports::{Accounts, Chat, ChatLogWriter, ChatRecorder, Clock, Fanout};
-use parley_redis::RedisFanout;
+use parley_ports::{Accounts, Chat, ChatLogWriter, ChatRecorder, Clock, Rooms};
+use parley_redis::{RedisBroker, RedisPresence, RedisSettings};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -80,18 +80,18 @@ impl App {
         let accounts = Arc::new(Accounts::new(users, hasher, tokens, Arc::clone(&clock)));
 
         let queue = config.member_queue as usize;
-        let fanout: Arc<dyn Fanout> = match config.redis_url.as_deref() {
-            None => Arc::new(MemoryFanout::new(queue)),
+        let rooms = match config.redis_url.as_deref() {
+            None => Rooms::local(queue),
             Some(url) => {
                 let wait = Duration::from_secs(config.db_wait_seconds);
-                let fanout = connect_redis(url, queue, wait).await?;
+                let (broker, presence) = connect_redis(url, wait).await?;
                 tracing::info!("rooms span every Parley process on the same Redis (REDIS_URL)");
-                Arc::new(fanout)
+                Rooms::shared(queue, Arc::new(broker), Some(Arc::new(presence)))
             }
         };
         let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize);
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
-        let chat = Arc::new(Chat::new(fanout, log, recorder, clock, EventIds::new(seed)));
+        let chat = Arc::new(Chat::new(rooms, log, recorder, clock, EventIds::new(seed)));
         let server = parley_http::ServerConfig { cors_origins: config.cors_origins.clone(), ..Default::default() };
         let ws = parley_ws::WsConfig {
             auth_mode: config.auth_mode,
@@ -207,14 +207,20 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Connects the cross-process fan-out, retrying for `wait` as for the
-/// database (compose may start Redis after Parley), then failing clearly.
-async fn connect_redis(url: &str, queue: usize, wait: Duration) -> anyhow::Result<RedisFanout> {
+/// Connects the broker and presence on Redis, retrying for `wait` as for
+/// the database (compose may start Redis after Parley), then failing clearly.
+async fn connect_redis(url: &str, wait: Duration) -> anyhow::Result<(RedisBroker, RedisPresence)> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(250);
+    let settings = RedisSettings::new("parley");
     loop {
-        match RedisFanout::connect(url, "parley", queue).await {
-            Ok(fanout) => return Ok(fanout),
+        let connected = async {
+            let broker = RedisBroker::connect(url, settings.clone()).await?;
+            let presence = RedisPresence::connect(url, settings.clone()).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((broker, presence))
+        };
+        match connected.await {
+            Ok(connected) => return Ok(connected),
             Err(error) if tokio::time::Instant::now() + pause < deadline => {
                 tracing::warn!(%error, "Redis (REDIS_URL) is not reachable yet; retrying");
                 tokio::time::sleep(pause).await;

@@ -125,7 +125,7 @@ pub struct Config {
     pub ping_seconds: u64,
 
     /// Events one room member may have queued before it is cut off as too slow.
-    #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = parley_memory::DEFAULT_QUEUE as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = parley_ports::hub::DEFAULT_QUEUE as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,
 
     /// Chat events waiting for the chat log before new ones go unlogged.

@@ -1,18 +1,21 @@
-//! `Chat`: rooms. Joining subscribes a member to the room's fan-out and tells
+//! `Chat`: rooms. Joining adds a member to the room ([`Rooms`]) and tells
 //! the room; posting stamps a message and fans it out; leaving tells those who
 //! remain. Every event also goes to the chat log, off the hot path.
 //!
 //! Knows rooms and members; knows nothing of sockets, wire formats or which
-//! fan-out or log is wired in.
+//! broker or log is wired in.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::broker::BrokerError;
 use crate::chat_log::{ChatLog, ChatLogError, SearchQuery};
 use crate::chat_recorder::ChatRecorder;
+use crate::delivery::{Published, Subscription};
 use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, MessageText, RoomName};
-use crate::fanout::{Fanout, FanoutError, Published, Subscription};
+use crate::presence::PresenceError;
+use crate::rooms::Rooms;
 use crate::{BoxError, Clock};
 
 /// The most events a history or search call returns, whatever the client asks for.
@@ -20,17 +23,25 @@ pub const MAX_PAGE: u32 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// The fan-out or the chat log cannot be reached; the client may retry.
+    /// The broker, presence or the chat log cannot be reached; the client may retry.
     #[error("chat unavailable: {0}")]
     Unavailable(#[source] BoxError),
     #[error("chat failed: {0}")]
     Failed(#[source] BoxError),
 }
 
-impl From<FanoutError> for ChatError {
-    fn from(error: FanoutError) -> Self {
+impl From<BrokerError> for ChatError {
+    fn from(error: BrokerError) -> Self {
         match error {
-            FanoutError::Unavailable(cause) => ChatError::Unavailable(cause),
+            BrokerError::Unavailable(cause) => ChatError::Unavailable(cause),
+        }
+    }
+}
+
+impl From<PresenceError> for ChatError {
+    fn from(error: PresenceError) -> Self {
+        match error {
+            PresenceError::Unavailable(cause) => ChatError::Unavailable(cause),
         }
     }
 }
@@ -67,7 +78,7 @@ impl Member {
 }
 
 pub struct Chat {
-    fanout: Arc<dyn Fanout>,
+    rooms: Rooms,
     log: Arc<dyn ChatLog>,
     recorder: ChatRecorder,
     clock: Arc<dyn Clock>,
@@ -76,19 +87,23 @@ pub struct Chat {
 
 impl Chat {
     pub fn new(
-        fanout: Arc<dyn Fanout>,
+        rooms: Rooms,
         log: Arc<dyn ChatLog>,
         recorder: ChatRecorder,
         clock: Arc<dyn Clock>,
         ids: EventIds,
     ) -> Self {
-        Self { fanout, log, recorder, clock, ids }
+        Self { rooms, log, recorder, clock, ids }
     }
 
     /// Joins `user` to `room`: subscribes first, so the newcomer's own join
     /// notice is the first event it receives, then tells the room.
+    ///
+    /// # Errors
+    /// [`ChatError::Unavailable`] if the join notice cannot be sent to other
+    /// processes (the member is in the room here: drop the subscription).
     pub async fn join(&self, room: RoomName, user: DisplayName) -> Result<(Member, Subscription), ChatError> {
-        let subscription = self.fanout.subscribe(&room, &user).await?;
+        let subscription = self.rooms.join(&room, &user).await;
         let mut member = Member { room, user, joined: EventId::from_u128(0) };
         member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
@@ -106,11 +121,11 @@ impl Chat {
         self.tell_room(&member, EventKind::Left, MessageText::default()).await.map(drop)
     }
 
-    /// Tells each room of the members whose process died ([`Fanout::departed`]):
+    /// Tells each room of the members whose process died ([`Rooms::departed`]):
     /// a `left` event each, as if they had closed their connections. Returns
     /// how many were told of.
     pub async fn announce_departures(&self) -> Result<usize, ChatError> {
-        let departed = self.fanout.departed().await?;
+        let departed = self.rooms.departed().await?;
         for (room, user) in &departed {
             let member = Member { room: room.clone(), user: user.clone(), joined: EventId::from_u128(0) };
             self.tell_room(&member, EventKind::Left, MessageText::default()).await?;
@@ -120,12 +135,12 @@ impl Chat {
 
     /// Who is in the room now.
     pub async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, ChatError> {
-        Ok(self.fanout.members(room).await?)
+        Ok(self.rooms.members(room).await)
     }
 
     /// Rooms with members now, with their connection counts.
     pub async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, ChatError> {
-        Ok(self.fanout.rooms().await?)
+        Ok(self.rooms.rooms().await)
     }
 
     /// Messages in a room containing any of the query's words; at most [`MAX_PAGE`].
@@ -149,9 +164,14 @@ impl Chat {
         Ok(self.log.since(room, after, limit.min(MAX_PAGE)).await?)
     }
 
-    /// Whether the fan-out answers now.
+    /// Whether events cross between processes both ways now.
     pub async fn ping_fanout(&self) -> Result<(), ChatError> {
-        Ok(self.fanout.ping().await?)
+        Ok(self.rooms.ping().await?)
+    }
+
+    /// Events that may not have reached every other process since start.
+    pub fn unrelayed(&self) -> u64 {
+        self.rooms.unrelayed()
     }
 
     /// Whether the chat log answers now.
@@ -180,7 +200,7 @@ impl Chat {
             timestamp,
         };
         let published = Published::new(event);
-        self.fanout.publish(Arc::clone(&published)).await?;
+        self.rooms.publish(Arc::clone(&published)).await;
         self.recorder.record(published.event().clone());
         Ok(published)
     }

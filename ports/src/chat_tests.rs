@@ -1,14 +1,15 @@
-//! `Chat` against mockall doubles of the fan-out, the log and the clock.
+//! `Chat` on a real hub, with mockall doubles of the broker, presence, the
+//! log and the clock.
 
 use std::sync::{Arc, Mutex};
 
-use mockall::Sequence;
 use time::macros::datetime;
 
 use super::*;
+use crate::broker::MockBroker;
 use crate::chat_log::{MockChatLog, SearchOrder};
 use crate::clock::MockClock;
-use crate::fanout::{MockFanout, queue};
+use crate::presence::MockPresence;
 
 fn room() -> RoomName {
     RoomName::parse("general").unwrap()
@@ -18,7 +19,9 @@ fn ann() -> DisplayName {
 }
 
 struct Doubles {
-    fanout: MockFanout,
+    /// With one, rooms are shared with other processes through it.
+    broker: Option<MockBroker>,
+    presence: Option<MockPresence>,
     log: MockChatLog,
     /// What reached the chat log through the recorder, batch by batch.
     appended: Arc<Mutex<Vec<ChatEvent>>>,
@@ -33,17 +36,28 @@ impl Doubles {
             sink.lock().unwrap().extend_from_slice(events);
             Ok(())
         });
-        Self { fanout: MockFanout::new(), log, appended }
+        Self { broker: None, presence: None, log, appended }
     }
 
-    /// The fan-out carries the join, then is down for everything after it.
-    fn fanout_goes_down_after_the_join(&mut self) {
-        self.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
-        let mut publishes = 0;
-        self.fanout.expect_publish().returning(move |_| {
-            publishes += 1;
-            if publishes == 1 { Ok(()) } else { Err(FanoutError::Unavailable("down".into())) }
-        });
+    /// A broker that relays at once and takes every publish with `publish`.
+    fn broker(&mut self) -> &mut MockBroker {
+        self.broker.get_or_insert_with(|| {
+            let mut broker = MockBroker::new();
+            broker.expect_start().return_const(());
+            broker.expect_relay().returning(|_| Box::pin(async { Ok(()) }));
+            broker.expect_stop_relaying().return_const(());
+            broker
+        })
+    }
+
+    /// Presence where joins are written at once and nobody is elsewhere.
+    fn presence(&mut self) -> &mut MockPresence {
+        self.presence.get_or_insert_with(|| {
+            let mut presence = MockPresence::new();
+            presence.expect_joined().returning(|_, _| Box::pin(async { Ok(()) }));
+            presence.expect_left().return_const(());
+            presence
+        })
     }
 
     /// Runs `scenario` on a `Chat`, then drains the chat-log writer so
@@ -58,7 +72,12 @@ impl Doubles {
         let clock: Arc<dyn Clock> = Arc::new(clock);
         let log: Arc<dyn ChatLog> = Arc::new(self.log);
         let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), 64);
-        let chat = Chat::new(Arc::new(self.fanout), log, recorder, clock, EventIds::new(9));
+        let presence = self.presence.map(|p| Arc::new(p) as Arc<dyn crate::Presence>);
+        let rooms = match self.broker {
+            Some(broker) => Rooms::shared(8, Arc::new(broker), presence),
+            None => Rooms::local(8),
+        };
+        let chat = Chat::new(rooms, log, recorder, clock, EventIds::new(9));
         let result = scenario(chat).await;
         writer.run().await;
         let appended = self.appended.lock().unwrap().clone();
@@ -68,46 +87,23 @@ impl Doubles {
 
 #[tokio::test]
 async fn joining_subscribes_before_telling_the_room_and_logs_the_join() {
-    let mut d = Doubles::new();
-    let mut order = Sequence::new();
-    d.fanout
-        .expect_subscribe()
-        .withf(|r, u| r.as_str() == "general" && u.as_str() == "ann")
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|_, _| Ok(queue(8).1));
-    d.fanout
-        .expect_publish()
-        .withf(|p| {
-            p.event().kind == EventKind::Joined
-                && p.event().user.as_str() == "ann"
-                && p.event().text.as_str().is_empty()
+    let (joined, logged) = Doubles::new()
+        .run(|chat| async move {
+            let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+            (member, subscription.try_next().unwrap().map(|p| p.event().clone()))
         })
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|_| Ok(()));
-    let (joined, logged) = d.run(|chat| async move { chat.join(room(), ann()).await.map(|(m, _)| m) }).await;
-    let member = joined.unwrap();
+        .await;
+    let (member, first) = joined;
     assert_eq!((member.room(), member.user()), (&room(), &ann()));
-    assert_eq!(logged.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![EventKind::Joined]);
-}
-
-#[tokio::test]
-async fn joining_with_the_fanout_down_is_unavailable_and_tells_nobody() {
-    let mut d = Doubles::new();
-    d.fanout.expect_subscribe().returning(|_, _| Err(FanoutError::Unavailable("redis down".into())));
-    d.fanout.expect_publish().never();
-    let (joined, logged) = d.run(|chat| async move { chat.join(room(), ann()).await.map(drop) }).await;
-    assert!(matches!(joined, Err(ChatError::Unavailable(_))));
-    assert!(logged.is_empty());
+    let first = first.expect("the newcomer hears its own join");
+    assert_eq!((first.kind, first.user.as_str(), first.text.as_str()), (EventKind::Joined, "ann", ""));
+    assert_eq!(member.joined(), first.id);
+    assert_eq!(logged, [first]);
 }
 
 #[tokio::test]
 async fn a_post_is_stamped_with_an_id_the_millisecond_and_its_author_then_fanned_out_and_logged() {
-    let mut d = Doubles::new();
-    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
-    d.fanout.expect_publish().times(3).returning(|_| Ok(()));
-    let (posted, logged) = d
+    let (posted, logged) = Doubles::new()
         .run(|chat| async move {
             let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
             let first = chat.post(&member, MessageText::parse("hello").unwrap()).await.unwrap();
@@ -127,25 +123,34 @@ async fn a_post_is_stamped_with_an_id_the_millisecond_and_its_author_then_fanned
 }
 
 #[tokio::test]
-async fn a_post_the_fanout_could_not_carry_is_unavailable_and_not_logged() {
+async fn a_post_the_broker_could_not_carry_still_reaches_the_room_here_and_is_logged() {
     let mut d = Doubles::new();
-    d.fanout_goes_down_after_the_join();
+    let mut publishes = 0;
+    d.broker().expect_publish().returning(move |_| {
+        publishes += 1;
+        if publishes == 1 { Ok(()) } else { Err(BrokerError::Unavailable("down".into())) }
+    });
+    d.broker().expect_unrelayed().return_const(1u64);
     let (posted, logged) = d
         .run(|chat| async move {
-            let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
-            chat.post(&member, MessageText::parse("lost?").unwrap()).await.map(drop)
+            let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+            let posted = chat.post(&member, MessageText::parse("here").unwrap()).await.map(drop);
+            let heard: Vec<String> = std::iter::from_fn(|| subscription.try_next().unwrap())
+                .map(|p| p.event().text.as_str().to_owned())
+                .collect();
+            (posted, heard, chat.unrelayed())
         })
         .await;
-    assert!(matches!(posted, Err(ChatError::Unavailable(_))));
-    assert_eq!(logged.len(), 1, "only the join was logged");
+    let (posted, heard, unrelayed) = posted;
+    assert!(posted.is_ok(), "{posted:?}");
+    assert_eq!(heard, ["", "here"], "the members here have it");
+    assert_eq!(unrelayed, 1, "counted as unrelayed, as the broker says");
+    assert_eq!(logged.len(), 2, "and logged");
 }
 
 #[tokio::test]
 async fn leaving_tells_the_room_and_logs_the_leave() {
-    let mut d = Doubles::new();
-    d.fanout.expect_subscribe().returning(|_, _| Ok(queue(8).1));
-    d.fanout.expect_publish().returning(|_| Ok(()));
-    let (left, logged) = d
+    let (left, logged) = Doubles::new()
         .run(|chat| async move {
             let (member, subscription) = chat.join(room(), ann()).await.unwrap();
             drop(subscription);
@@ -207,61 +212,64 @@ async fn search_and_history_with_the_log_down_are_unavailable() {
 }
 
 #[tokio::test]
-async fn members_come_from_the_fanout() {
+async fn members_here_and_elsewhere_are_listed_once_each() {
     let mut d = Doubles::new();
-    d.fanout
-        .expect_members()
-        .returning(|_| Ok(vec![DisplayName::parse("ann").unwrap(), DisplayName::parse("bob").unwrap()]));
-    let (members, _) = d.run(|chat| async move { chat.members(&room()).await.unwrap() }).await;
+    d.broker().expect_publish().returning(|_| Ok(()));
+    d.presence()
+        .expect_members_elsewhere()
+        .returning(|_| Ok(vec![DisplayName::parse("bob").unwrap(), DisplayName::parse("ann").unwrap()]));
+    let (members, _) = d
+        .run(|chat| async move {
+            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            chat.members(&room()).await.unwrap()
+        })
+        .await;
     assert_eq!(members.iter().map(|m| m.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
 }
 
 #[tokio::test]
-async fn leaving_or_listing_members_with_the_fanout_down_is_unavailable() {
+async fn with_presence_down_the_members_here_are_listed() {
     let mut d = Doubles::new();
-    d.fanout_goes_down_after_the_join();
-    d.fanout.expect_members().returning(|_| Err(FanoutError::Unavailable("down".into())));
-    let (results, logged) = d
+    d.broker().expect_publish().returning(|_| Ok(()));
+    d.presence().expect_members_elsewhere().returning(|_| Err(PresenceError::Unavailable("down".into())));
+    let (members, _) = d
         .run(|chat| async move {
-            let (member, subscription) = chat.join(room(), ann()).await.unwrap();
-            drop(subscription);
-            (chat.leave(member).await, chat.members(&room()).await)
+            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            chat.members(&room()).await.unwrap()
         })
         .await;
-    assert!(matches!(results.0, Err(ChatError::Unavailable(_))));
-    assert!(matches!(results.1, Err(ChatError::Unavailable(_))));
+    assert_eq!(members, [ann()]);
+}
+
+#[tokio::test]
+async fn members_of_a_dead_process_are_announced_as_left_unless_still_here_and_logged() {
+    let mut d = Doubles::new();
+    let bob = DisplayName::parse("bob").unwrap();
+    let cyd = DisplayName::parse("cyd").unwrap();
+    let departed = vec![(room(), cyd.clone()), (RoomName::parse("other").unwrap(), bob.clone()), (room(), ann())];
+    d.broker().expect_publish().returning(|_| Ok(()));
+    d.presence().expect_claim_departed().times(1).return_once(move || Ok(departed));
+    d.presence().expect_members_elsewhere().returning(|_| Ok(Vec::new()));
+    let (told, logged) = d
+        .run(|chat| async move {
+            // Ann has reconnected here: she has not gone.
+            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            chat.announce_departures().await.unwrap()
+        })
+        .await;
+    assert_eq!(told, 2);
+    let said: Vec<_> = logged.iter().map(|e| (e.room.as_str(), e.user.as_str(), e.kind)).collect();
     assert_eq!(
-        logged.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        vec![EventKind::Joined],
-        "an undelivered leave is not logged"
+        said,
+        [("general", "ann", EventKind::Joined), ("general", "cyd", EventKind::Left), ("other", "bob", EventKind::Left)]
     );
 }
 
 #[tokio::test]
-async fn members_of_a_dead_process_are_announced_as_left_in_their_rooms_and_logged() {
+async fn no_departures_when_presence_cannot_say() {
     let mut d = Doubles::new();
-    let bob = DisplayName::parse("bob").unwrap();
-    let departed = vec![(room(), ann()), (RoomName::parse("other").unwrap(), bob.clone())];
-    d.fanout.expect_departed().times(1).return_once(move || Ok(departed));
-    let published = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&published);
-    d.fanout.expect_publish().times(2).returning(move |event| {
-        seen.lock().unwrap().push(event.event().clone());
-        Ok(())
-    });
-    let (told, logged) = d.run(|chat| async move { chat.announce_departures().await.unwrap() }).await;
-    assert_eq!(told, 2);
-    let published = published.lock().unwrap().clone();
-    let said: Vec<_> = published.iter().map(|e| (e.room.as_str(), e.user.as_str(), e.kind)).collect();
-    assert_eq!(said, [("general", "ann", EventKind::Left), ("other", "bob", EventKind::Left)]);
-    assert_eq!(logged, published, "the leaves are in the chat log, as any leave is");
-}
-
-#[tokio::test]
-async fn no_departures_when_the_fan_out_cannot_say() {
-    let mut d = Doubles::new();
-    d.fanout.expect_departed().returning(|| Err(FanoutError::Unavailable("down".into())));
-    d.fanout.expect_publish().never();
+    d.broker().expect_publish().never();
+    d.presence().expect_claim_departed().returning(|| Err(PresenceError::Unavailable("down".into())));
     let (result, logged) = d.run(|chat| async move { chat.announce_departures().await }).await;
     assert!(matches!(result, Err(ChatError::Unavailable(_))), "{result:?}");
     assert!(logged.is_empty());

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parley_auth::{Argon2Hasher, HashCost, JwtAlgorithm, JwtIssuer};
-use parley_memory::{MemoryChatLog, MemoryFanout, MemoryUserStore, SystemClock};
+use parley_memory::{MemoryChatLog, MemoryUserStore, SystemClock};
 use parley_ports::domain::{ChatEvent, EventId, EventIds, RoomName};
-use parley_ports::{Accounts, Chat, ChatLog, ChatLogError, ChatRecorder, SearchQuery};
+use parley_ports::hub::DEFAULT_QUEUE;
+use parley_ports::{Accounts, Chat, ChatLog, ChatLogError, ChatRecorder, Rooms, SearchQuery};
 
 use crate::helpers::TestApp;
 use crate::ws::{connect, send, text};
@@ -59,8 +60,7 @@ async fn a_log_that_fails_for_a_while_delays_nothing_and_loses_nothing() {
     });
     let (recorder, writer) = ChatRecorder::new(log.clone(), clock.clone(), 1000);
     tokio::spawn(writer.run());
-    let chat =
-        Arc::new(Chat::new(Arc::new(MemoryFanout::default()), log.clone(), recorder, clock.clone(), EventIds::new(3)));
+    let chat = Arc::new(Chat::new(Rooms::local(DEFAULT_QUEUE), log.clone(), recorder, clock.clone(), EventIds::new(3)));
     let hasher = Arc::new(Argon2Hasher::new(HashCost::FAST_INSECURE, 2).unwrap());
     let tokens = Arc::new(JwtIssuer::new(b"secret", JwtAlgorithm::HS256, Duration::from_secs(60), clock.clone()));
     let accounts = Arc::new(Accounts::new(Arc::new(MemoryUserStore::default()), hasher, tokens, clock));

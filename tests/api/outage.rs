@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parley_auth::{Argon2Hasher, HashCost, JwtAlgorithm, JwtIssuer};
-use parley_memory::{MemoryFanout, SystemClock};
+use parley_memory::SystemClock;
 use parley_ports::domain::{ChatEvent, EventId, EventIds, RoomName, User, UserId};
+use parley_ports::hub::DEFAULT_QUEUE;
 use parley_ports::{
-    Accounts, Chat, ChatLog, ChatLogError, ChatRecorder, NewUserRecord, SearchQuery, UserChanges, UserQuery,
+    Accounts, Chat, ChatLog, ChatLogError, ChatRecorder, NewUserRecord, Rooms, SearchQuery, UserChanges, UserQuery,
     UserRecord, UserStore, UserStoreError,
 };
 use reqwest::StatusCode;
@@ -75,7 +76,7 @@ async fn spawn_with_storage_down() -> (String, reqwest::Client) {
     let accounts = Arc::new(Accounts::new(Arc::new(Down), hasher, tokens, clock.clone()));
     let log: Arc<dyn ChatLog> = Arc::new(Down);
     let (recorder, _writer) = ChatRecorder::new(log.clone(), clock.clone(), 16);
-    let chat = Arc::new(Chat::new(Arc::new(MemoryFanout::default()), log, recorder, clock, EventIds::new(1)));
+    let chat = Arc::new(Chat::new(Rooms::local(DEFAULT_QUEUE), log, recorder, clock, EventIds::new(1)));
     let api = parley_http::Api {
         accounts,
         chat,

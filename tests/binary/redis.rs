@@ -1,8 +1,6 @@
 //! Several `parley` processes on one Redis: rooms, presence and resume
 //! across them, and what happens when Redis goes away and comes back.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,32 +9,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use parley_redis::testing::{OwnRedis, shared_redis as test_redis};
+
 use super::{Running, run_to_exit, text};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The test Redis's URL, or `None` (with the reason printed) when none
-/// answers; under `CI=true` a missing Redis is a failure.
-fn test_redis() -> Option<String> {
-    let url = std::env::var("PARLEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let address = url.trim_start_matches("redis://").split('/').next().unwrap_or_default().to_owned();
-    let reachable = address
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .is_some_and(|at| std::net::TcpStream::connect_timeout(&at, Duration::from_secs(2)).is_ok());
-    if reachable {
-        return Some(url);
-    }
-    if ci() {
-        panic!("CI=true but the Redis test server at {url} is unreachable");
-    }
-    eprintln!("skipped: no Redis test server at {url}; set PARLEY_TEST_REDIS_URL");
-    None
-}
 
 /// Two processes on one Redis and one database (as a deployment shares its
 /// accounts), each in a directory of its own.
@@ -271,127 +248,6 @@ async fn a_member_resumes_on_the_other_process_with_nothing_missed() {
     assert_eq!(messages_in(&history), ["missed 1", "missed 2", "missed 3"]);
 }
 
-/// A `redis-server` of the test's own, on a port of its own, that the test
-/// stops and starts again; with TLS, it serves a certificate for 127.0.0.1
-/// signed by a CA of the test's own (`ca.crt` in its directory).
-struct OwnRedis {
-    port: u16,
-    dir: PathBuf,
-    tls: bool,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    /// `None` (with the reason printed) without `redis-server`; under
-    /// `CI=true` that is a failure.
-    fn start() -> Option<Self> {
-        Self::start_as(false)
-    }
-
-    /// With TLS; `None` also without `openssl` to make the certificates.
-    fn start_tls() -> Option<Self> {
-        Self::start_as(true)
-    }
-
-    fn start_as(tls: bool) -> Option<Self> {
-        let tools: &[(&str, &str)] = if tls {
-            &[("redis-server", "--version"), ("openssl", "version")]
-        } else {
-            &[("redis-server", "--version")]
-        };
-        for (tool, version) in tools {
-            let found = Command::new(tool).arg(version).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-            if !found {
-                if ci() {
-                    panic!("CI=true but {tool} is not installed");
-                }
-                eprintln!("skipped: no {tool} on PATH");
-                return None;
-            }
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let mut redis = Self { port, dir, tls, child: None };
-        if tls {
-            redis.certificates();
-        }
-        redis.up();
-        Some(redis)
-    }
-
-    /// A CA, and a certificate for 127.0.0.1 that it signed.
-    fn certificates(&self) {
-        std::fs::write(self.dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
-        let steps: [&[&str]; 3] = [
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
-            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"],
-            &["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out"],
-        ];
-        for (n, step) in steps.into_iter().enumerate() {
-            let mut command = Command::new("openssl");
-            command.args(step).current_dir(&self.dir).stdout(Stdio::null()).stderr(Stdio::null());
-            match n {
-                0 => command.args(["-subj", "/CN=parley test CA"]),
-                1 => command.args(["-subj", "/CN=127.0.0.1"]),
-                _ => command.args(["server.crt", "-days", "2", "-extfile", "ext.cnf"]),
-            };
-            assert!(command.status().unwrap().success(), "openssl {step:?}");
-        }
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
-    }
-
-    fn up(&mut self) {
-        let port = self.port.to_string();
-        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-        if self.tls {
-            args.extend(["--port", "0", "--tls-port", &port, "--tls-cert-file", "server.crt"]);
-            args.extend(["--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"]);
-        } else {
-            args.extend(["--port", &port]);
-        }
-        let child = Command::new("redis-server")
-            .args(args)
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let at = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        for _ in 0..100 {
-            if std::net::TcpStream::connect_timeout(&at, Duration::from_millis(100)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not listen on {at}");
-    }
-
-    /// Freezes (`-STOP`) or thaws (`-CONT`) the server: connections stay
-    /// open and silent, as behind a network that drops packets.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
-    }
-
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.down();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn ready(running: &Running) -> u16 {
     reqwest::get(format!("{}/readyz", running.address)).await.unwrap().status().as_u16()
 }
@@ -492,7 +348,7 @@ async fn over_tls_rooms_span_processes_once_redis_certificate_is_trusted() {
     assert!(!output.status.success());
     assert!(text(&output).contains("Redis at REDIS_URL is unreachable"), "{}", text(&output));
 
-    let ca = redis.dir.join("ca.crt");
+    let ca = redis.ca_certificate();
     let pair = Pair::start_with(&redis.url(), &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
     let room = room("tls");
     let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);

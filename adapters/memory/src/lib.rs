@@ -1,21 +1,21 @@
 //! Adapters that live inside the process:
 //!
-//! - [`MemoryFanout`]: the production fan-out for a single process — the hot
-//!   path of every chat message;
+//! - [`MemoryBroker`]: processes simulated in one ([`MemoryNetwork`]), the
+//!   reference `Broker` for tests and benchmarks (a process alone needs none);
 //! - [`MemoryUserStore`], [`MemoryChatLog`]: storage that forgets on exit, for
 //!   tests, benchmarks and `DATABASE_URL=memory://`;
 //! - [`SystemClock`]: the real clock.
 //!
 //! Each passes its port's contract suite from `parley_ports::testkit`.
 
+mod broker;
 mod chat_log;
 mod clock;
-mod fanout;
 mod user_store;
 
+pub use broker::{MemoryBroker, MemoryNetwork};
 pub use chat_log::MemoryChatLog;
 pub use clock::SystemClock;
-pub use fanout::{DEFAULT_QUEUE, MemoryFanout};
 pub use user_store::MemoryUserStore;
 
 /// Locks a std mutex, ignoring poisoning: every critical section here leaves

@@ -1,12 +1,12 @@
-//! Presence across processes: who is in which room, wherever connected.
+//! `RedisPresence`: who is in which room, wherever connected.
 //!
 //! Each process writes only its own keys, and each of them expires unless
 //! the process's heartbeat renews it: a process that dies takes its members
-//! out of every listing within [`EXPIRY`], with nobody cleaning up after it.
-//! Readers ask every live process's keys and add their own process's
-//! members from memory (fresher than anything written). A dead process's
-//! member lists outlive it by [`GRACE`], so that one survivor can claim
-//! them ([`claim_departed`]) and tell the rooms those members left.
+//! out of every listing within [`RedisSettings::expiry`], with nobody
+//! cleaning up after it. Readers ask every other live process's keys (the
+//! hub knows its own process's members better). A dead process's member
+//! lists outlive it by [`RedisSettings::grace`], so that one survivor can
+//! claim them and tell the rooms those members left.
 //!
 //! Keys, for a deployment prefix `P` and a process `O`:
 //! - `P:procs` — the processes that have written presence (readers prune the dead);
@@ -18,27 +18,137 @@
 //! write. The truth is read at write time, so a join storm costs one write
 //! per name, and an outage holds nothing but the changed names.
 //!
-//! Knows Redis keys and this process's rooms; nothing of events or sockets.
+//! Owns this process's counts of who is here ([`Here`]) and their writing;
+//! knows Redis keys; nothing of events or sockets.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use parley_ports::domain::{DisplayName, RoomName};
+use parley_ports::{Presence, PresenceError, Written};
 use redis::aio::ConnectionManager;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::fanout::Shared;
+use crate::{RedisSettings, connect, origin};
 
-/// How often a process renews its keys.
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// How long a process counts as alive after its last heartbeat: its members
-/// leave every listing this long after it dies. Four heartbeats, so one
-/// slow one does not blink a process out.
-pub const EXPIRY: Duration = Duration::from_secs(8);
-/// How much longer a dead process's member lists are kept, to be claimed.
-pub const GRACE: Duration = Duration::from_secs(60);
+/// How long a listing waits for the other processes' part.
+const READ_PATIENCE: Duration = Duration::from_secs(1);
 
+pub struct RedisPresence {
+    state: Arc<State>,
+    connection: ConnectionManager,
+    keys: Keys,
+    settings: RedisSettings,
+    /// The number of the last change written to Redis.
+    written: watch::Receiver<u64>,
+    /// Dropped with the presence: the writer stops (and writes nothing
+    /// more, as a process that died would).
+    _stop: watch::Sender<()>,
+}
+
+/// What the presence shares with its writer.
+struct State {
+    here: Mutex<Here>,
+    changed: Notify,
+    /// Since when writes have worked without a break; `None` while they fail.
+    steady_since: Mutex<Option<Instant>>,
+}
+
+impl State {
+    fn here(&self) -> MutexGuard<'_, Here> {
+        self.here.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn steady(&self, up: bool) {
+        let mut since = self.steady_since.lock().unwrap_or_else(PoisonError::into_inner);
+        match (up, *since) {
+            (true, None) => *since = Some(Instant::now()),
+            (false, _) => *since = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    fn steady_for(&self) -> Option<Duration> {
+        self.steady_since.lock().unwrap_or_else(PoisonError::into_inner).map(|since| since.elapsed())
+    }
+}
+
+impl RedisPresence {
+    /// Connects to Redis at `url` and starts writing this process's presence.
+    ///
+    /// # Errors
+    /// [`PresenceError::Unavailable`] if Redis cannot be reached now.
+    pub async fn connect(url: &str, settings: RedisSettings) -> Result<Self, PresenceError> {
+        let (_, connection) = connect(url).await.map_err(|error| PresenceError::Unavailable(error.into()))?;
+        let keys = Keys::new(&settings.deployment, &origin());
+        let state = Arc::new(State {
+            here: Mutex::default(),
+            changed: Notify::new(),
+            steady_since: Mutex::new(Some(Instant::now())),
+        });
+        let (written_to, written) = watch::channel(0);
+        let (stop, stopped) = watch::channel(());
+        let writer = Writer { connection: connection.clone(), keys: keys.clone(), settings: settings.clone() };
+        tokio::spawn(writer.run(Arc::clone(&state), written_to, stopped));
+        Ok(Self { state, connection, keys, settings, written, _stop: stop })
+    }
+
+    async fn read<T>(&self, read: impl Future<Output = redis::RedisResult<T>>) -> Result<T, PresenceError> {
+        match tokio::time::timeout(READ_PATIENCE, read).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(PresenceError::Unavailable(error.into())),
+            Err(_) => Err(PresenceError::Unavailable("Redis did not answer within 1 s".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl Presence for RedisPresence {
+    fn joined(&self, room: &RoomName, member: &DisplayName) -> Written {
+        let change = self.state.here().join(room, member);
+        self.state.changed.notify_one();
+        let mut written = self.written.clone();
+        let patience = self.settings.join_patience;
+        Box::pin(async move {
+            match tokio::time::timeout(patience, written.wait_for(|written| *written >= change)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(PresenceError::Unavailable("the presence writer has stopped".into())),
+                Err(_) => Err(PresenceError::Unavailable("Redis is slow to write presence; still trying".into())),
+            }
+        })
+    }
+
+    fn left(&self, room: &RoomName, member: &DisplayName) {
+        self.state.here().leave(room, member);
+        self.state.changed.notify_one();
+    }
+
+    async fn members_elsewhere(&self, room: &RoomName) -> Result<Vec<DisplayName>, PresenceError> {
+        let mut connection = self.connection.clone();
+        self.read(members_elsewhere(&mut connection, &self.keys, room)).await
+    }
+
+    async fn rooms_elsewhere(&self) -> Result<Vec<(RoomName, usize)>, PresenceError> {
+        let mut connection = self.connection.clone();
+        self.read(rooms_elsewhere(&mut connection, &self.keys)).await
+    }
+
+    async fn claim_departed(&self) -> Result<Vec<(RoomName, DisplayName)>, PresenceError> {
+        // Just after Redis came back, every process's alive key may have
+        // lapsed in the outage: give the living time to say so again.
+        if self.state.steady_for().is_none_or(|steady| steady < self.settings.claim_after) {
+            return Ok(Vec::new());
+        }
+        // No timeout around the claim: cut short, a claimed process's members
+        // would never be told of (each command has its own 2 s timeout).
+        let mut connection = self.connection.clone();
+        claim_departed(&mut connection, &self.keys).await.map_err(|error| PresenceError::Unavailable(error.into()))
+    }
+}
+
+#[derive(Clone)]
 pub(crate) struct Keys {
     pub(crate) prefix: String,
     pub(crate) origin: String,
@@ -69,15 +179,15 @@ impl Keys {
 /// This process's rooms: the connections in each, by name.
 #[derive(Default)]
 pub(crate) struct Here {
-    pub(crate) rooms: HashMap<RoomName, Room>,
+    rooms: HashMap<RoomName, Room>,
     dirty: Dirty,
     /// Changes so far: a join waits until its number has been written.
     changes: u64,
 }
 
 #[derive(Default)]
-pub(crate) struct Room {
-    pub(crate) connections: usize,
+struct Room {
+    connections: usize,
     names: HashMap<DisplayName, usize>,
 }
 
@@ -98,22 +208,21 @@ impl Dirty {
 }
 
 impl Here {
-    /// A connection of `name` joined `room`. Returns whether it is the
-    /// room's first here, and the change's number (see [`written`]).
-    pub(crate) fn join(&mut self, room: &RoomName, name: &DisplayName) -> (bool, u64) {
+    /// A connection of `name` joined `room`. Returns the change's number,
+    /// which the writer says it has written.
+    fn join(&mut self, room: &RoomName, name: &DisplayName) -> u64 {
         let entry = self.rooms.entry(room.clone()).or_default();
         entry.connections += 1;
         let count = entry.names.entry(name.clone()).or_insert(0);
         *count += 1;
         let first_of_name = *count == 1;
-        let first = entry.connections == 1;
         self.changed(room, first_of_name.then_some(name));
-        (first, self.changes)
+        self.changes
     }
 
-    /// A connection of `name` left `room`. Returns whether it was the room's last here.
-    pub(crate) fn leave(&mut self, room: &RoomName, name: &DisplayName) -> bool {
-        let Some(entry) = self.rooms.get_mut(room) else { return false };
+    /// A connection of `name` left `room`.
+    fn leave(&mut self, room: &RoomName, name: &DisplayName) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
         entry.connections = entry.connections.saturating_sub(1);
         let mut last_of_name = false;
         if let Some(count) = entry.names.get_mut(name) {
@@ -123,12 +232,10 @@ impl Here {
                 last_of_name = true;
             }
         }
-        let last = entry.connections == 0;
-        if last {
+        if entry.connections == 0 {
             self.rooms.remove(room);
         }
         self.changed(room, last_of_name.then_some(name));
-        last
     }
 
     fn changed(&mut self, room: &RoomName, name: Option<&DisplayName>) {
@@ -148,113 +255,121 @@ impl Here {
 /// heartbeat that renews the keys, and everything again after Redis was
 /// away (its keys may have expired meanwhile). Publishes the number of the
 /// last change written, so a join can wait until others can see it.
-pub(crate) async fn write_task(
-    mut connection: ConnectionManager,
+struct Writer {
+    connection: ConnectionManager,
     keys: Keys,
-    shared: Arc<Shared>,
-    written: watch::Sender<u64>,
-    mut stop: watch::Receiver<()>,
-) {
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Everything at first: that is what says this process is alive.
-    let mut whole = true;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let heartbeat = tokio::select! {
-            _ = shared.presence_changed.notified() => false,
-            _ = beat.tick() => true,
-            _ = stop.changed() => return,
-        };
-        let (pipe, taken, changes) = {
-            let mut here = shared.here();
-            let taken = std::mem::take(&mut here.dirty);
-            let mut pipe = redis::pipe();
-            if whole {
-                everything(&mut pipe, &keys, &here);
-            } else if heartbeat {
-                renew(&mut pipe, &keys, &here);
-            }
-            changes_since(&mut pipe, &keys, &here, &taken);
-            (pipe, taken, here.changes)
-        };
-        let result = if pipe.is_empty() { Ok(()) } else { pipe.query_async::<()>(&mut connection).await };
-        match result {
-            Ok(()) => {
-                whole = false;
-                backoff = Duration::from_millis(50);
-                written.send_replace(changes);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not write presence to Redis; retrying");
-                shared.here().dirty.merge(taken);
-                whole = true;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(HEARTBEAT);
-                shared.presence_changed.notify_one();
+    settings: RedisSettings,
+}
+
+impl Writer {
+    async fn run(mut self, state: Arc<State>, written: watch::Sender<u64>, mut stop: watch::Receiver<()>) {
+        let mut beat = tokio::time::interval(self.settings.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Everything at first: that is what says this process is alive.
+        let mut whole = true;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let heartbeat = tokio::select! {
+                _ = state.changed.notified() => false,
+                _ = beat.tick() => true,
+                _ = stop.changed() => return,
+            };
+            let (pipe, taken, changes) = {
+                let mut here = state.here();
+                let taken = std::mem::take(&mut here.dirty);
+                let mut pipe = redis::pipe();
+                if whole {
+                    self.everything(&mut pipe, &here);
+                } else if heartbeat {
+                    self.renew(&mut pipe, &here);
+                }
+                self.changes_since(&mut pipe, &here, &taken);
+                (pipe, taken, here.changes)
+            };
+            let result = if pipe.is_empty() { Ok(()) } else { pipe.query_async::<()>(&mut self.connection).await };
+            match result {
+                Ok(()) => {
+                    whole = false;
+                    backoff = Duration::from_millis(50);
+                    state.steady(true);
+                    written.send_replace(changes);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not write presence to Redis; retrying");
+                    state.steady(false);
+                    state.here().dirty.merge(taken);
+                    whole = true;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.settings.heartbeat);
+                    state.changed.notify_one();
+                }
             }
         }
     }
-}
 
-fn expiry_ms() -> u64 {
-    EXPIRY.as_millis() as u64
-}
-
-/// Member lists and room counts: kept past the alive key, for the claim.
-fn lists_ms() -> u64 {
-    (EXPIRY + GRACE).as_millis() as u64
-}
-
-/// The alive key and the process's entry in the list.
-fn alive(pipe: &mut redis::Pipeline, keys: &Keys) {
-    pipe.cmd("SET").arg(keys.alive(&keys.origin)).arg(1).arg("PX").arg(expiry_ms()).ignore();
-    pipe.cmd("SADD").arg(keys.procs()).arg(&keys.origin).ignore();
-}
-
-/// Every key of this process's, given another [`EXPIRY`].
-fn renew(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here) {
-    alive(pipe, keys);
-    for room in here.rooms.keys() {
-        pipe.cmd("PEXPIRE").arg(keys.members(&keys.origin, room.as_str())).arg(lists_ms()).ignore();
+    fn expiry_ms(&self) -> u64 {
+        self.settings.expiry.as_millis() as u64
     }
-    pipe.cmd("PEXPIRE").arg(keys.rooms(&keys.origin)).arg(lists_ms()).ignore();
-}
 
-/// Everything this process has, written again (its keys may have expired).
-fn everything(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here) {
-    alive(pipe, keys);
-    let rooms = keys.rooms(&keys.origin);
-    pipe.cmd("DEL").arg(&rooms).ignore();
-    for (room, entry) in &here.rooms {
-        pipe.cmd("HSET").arg(&rooms).arg(room.as_str()).arg(entry.connections).ignore();
-        let members = keys.members(&keys.origin, room.as_str());
-        let names: Vec<&str> = entry.names.keys().map(DisplayName::as_str).collect();
-        pipe.cmd("SADD").arg(&members).arg(names).ignore();
-        pipe.cmd("PEXPIRE").arg(&members).arg(lists_ms()).ignore();
+    /// Member lists and room counts: kept past the alive key, for the claim.
+    fn lists_ms(&self) -> u64 {
+        (self.settings.expiry + self.settings.grace).as_millis() as u64
     }
-    pipe.cmd("PEXPIRE").arg(&rooms).arg(lists_ms()).ignore();
-}
 
-/// What changed, as it is now: names that left are removed here.
-fn changes_since(pipe: &mut redis::Pipeline, keys: &Keys, here: &Here, dirty: &Dirty) {
-    for (room, names) in &dirty.names {
-        let members = keys.members(&keys.origin, room.as_str());
-        for name in names {
-            let command = if here.has(room, name) { "SADD" } else { "SREM" };
-            pipe.cmd(command).arg(&members).arg(name.as_str()).ignore();
+    /// The alive key and the process's entry in the list.
+    fn alive(&self, pipe: &mut redis::Pipeline) {
+        let keys = &self.keys;
+        pipe.cmd("SET").arg(keys.alive(&keys.origin)).arg(1).arg("PX").arg(self.expiry_ms()).ignore();
+        pipe.cmd("SADD").arg(keys.procs()).arg(&keys.origin).ignore();
+    }
+
+    /// Every key of this process's, given another expiry.
+    fn renew(&self, pipe: &mut redis::Pipeline, here: &Here) {
+        let keys = &self.keys;
+        self.alive(pipe);
+        for room in here.rooms.keys() {
+            pipe.cmd("PEXPIRE").arg(keys.members(&keys.origin, room.as_str())).arg(self.lists_ms()).ignore();
         }
-        pipe.cmd("PEXPIRE").arg(&members).arg(lists_ms()).ignore();
+        pipe.cmd("PEXPIRE").arg(keys.rooms(&keys.origin)).arg(self.lists_ms()).ignore();
     }
-    let rooms = keys.rooms(&keys.origin);
-    for room in &dirty.rooms {
-        match here.rooms.get(room) {
-            Some(entry) => pipe.cmd("HSET").arg(&rooms).arg(room.as_str()).arg(entry.connections).ignore(),
-            None => pipe.cmd("HDEL").arg(&rooms).arg(room.as_str()).ignore(),
-        };
+
+    /// Everything this process has, written again (its keys may have expired).
+    fn everything(&self, pipe: &mut redis::Pipeline, here: &Here) {
+        let keys = &self.keys;
+        self.alive(pipe);
+        let rooms = keys.rooms(&keys.origin);
+        pipe.cmd("DEL").arg(&rooms).ignore();
+        for (room, entry) in &here.rooms {
+            pipe.cmd("HSET").arg(&rooms).arg(room.as_str()).arg(entry.connections).ignore();
+            let members = keys.members(&keys.origin, room.as_str());
+            let names: Vec<&str> = entry.names.keys().map(DisplayName::as_str).collect();
+            pipe.cmd("SADD").arg(&members).arg(names).ignore();
+            pipe.cmd("PEXPIRE").arg(&members).arg(self.lists_ms()).ignore();
+        }
+        pipe.cmd("PEXPIRE").arg(&rooms).arg(self.lists_ms()).ignore();
     }
-    if !dirty.rooms.is_empty() {
-        pipe.cmd("PEXPIRE").arg(&rooms).arg(lists_ms()).ignore();
+
+    /// What changed, as it is now: names that left are removed here.
+    fn changes_since(&self, pipe: &mut redis::Pipeline, here: &Here, dirty: &Dirty) {
+        let keys = &self.keys;
+        for (room, names) in &dirty.names {
+            let members = keys.members(&keys.origin, room.as_str());
+            for name in names {
+                let command = if here.has(room, name) { "SADD" } else { "SREM" };
+                pipe.cmd(command).arg(&members).arg(name.as_str()).ignore();
+            }
+            pipe.cmd("PEXPIRE").arg(&members).arg(self.lists_ms()).ignore();
+        }
+        let rooms = keys.rooms(&keys.origin);
+        for room in &dirty.rooms {
+            match here.rooms.get(room) {
+                Some(entry) => pipe.cmd("HSET").arg(&rooms).arg(room.as_str()).arg(entry.connections).ignore(),
+                None => pipe.cmd("HDEL").arg(&rooms).arg(room.as_str()).ignore(),
+            };
+        }
+        if !dirty.rooms.is_empty() {
+            pipe.cmd("PEXPIRE").arg(&rooms).arg(self.lists_ms()).ignore();
+        }
     }
 }
 
@@ -282,7 +397,7 @@ async fn live(connection: &mut ConnectionManager, keys: &Keys) -> redis::RedisRe
 /// Taking a process out of the list is the claim: Redis answers "removed"
 /// to one caller only, so each departure is told once however many
 /// processes look. The claimed lists are deleted.
-pub(crate) async fn claim_departed(
+async fn claim_departed(
     connection: &mut ConnectionManager,
     keys: &Keys,
 ) -> redis::RedisResult<Vec<(RoomName, DisplayName)>> {
@@ -313,7 +428,7 @@ pub(crate) async fn claim_departed(
 }
 
 /// Who is in `room` on the other live processes.
-pub(crate) async fn members_elsewhere(
+async fn members_elsewhere(
     connection: &mut ConnectionManager,
     keys: &Keys,
     room: &RoomName,
@@ -331,7 +446,7 @@ pub(crate) async fn members_elsewhere(
 }
 
 /// The other live processes' rooms, with their connections in each.
-pub(crate) async fn rooms_elsewhere(
+async fn rooms_elsewhere(
     connection: &mut ConnectionManager,
     keys: &Keys,
 ) -> redis::RedisResult<Vec<(RoomName, usize)>> {
@@ -349,7 +464,27 @@ pub(crate) async fn rooms_elsewhere(
 
 #[cfg(test)]
 mod tests {
+    use parley_ports::testkit::presence::PresenceBackend;
+
     use super::*;
+    use crate::testing::{deployment, shared_redis};
+
+    struct Backend {
+        url: String,
+        deployment: String,
+    }
+
+    #[async_trait]
+    impl PresenceBackend for Backend {
+        async fn instance(&self) -> Arc<dyn Presence> {
+            let settings = RedisSettings::quick(&self.deployment);
+            Arc::new(RedisPresence::connect(&self.url, settings).await.unwrap_or_else(|e| panic!("{e}")))
+        }
+    }
+
+    parley_ports::presence_contract!(async {
+        Some(Backend { url: shared_redis()?, deployment: deployment("presence") })
+    });
 
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).unwrap()
@@ -362,11 +497,11 @@ mod tests {
     #[test]
     fn a_name_is_here_until_its_last_connection_leaves() {
         let mut here = Here::default();
-        assert!(here.join(&room("r"), &name("ann")).0, "the room's first connection");
-        assert!(!here.join(&room("r"), &name("ann")).0);
-        assert!(!here.leave(&room("r"), &name("ann")));
+        here.join(&room("r"), &name("ann"));
+        here.join(&room("r"), &name("ann"));
+        here.leave(&room("r"), &name("ann"));
         assert!(here.has(&room("r"), &name("ann")), "one tab still open");
-        assert!(here.leave(&room("r"), &name("ann")), "the room's last connection");
+        here.leave(&room("r"), &name("ann"));
         assert!(!here.has(&room("r"), &name("ann")));
         assert!(here.rooms.is_empty());
     }
@@ -374,8 +509,8 @@ mod tests {
     #[test]
     fn changes_are_numbered_and_a_failed_write_keeps_them() {
         let mut here = Here::default();
-        let (_, first) = here.join(&room("r"), &name("ann"));
-        let (_, second) = here.join(&room("r"), &name("bob"));
+        let first = here.join(&room("r"), &name("ann"));
+        let second = here.join(&room("r"), &name("bob"));
         assert!(second > first);
         let taken = std::mem::take(&mut here.dirty);
         here.leave(&room("r"), &name("ann"));

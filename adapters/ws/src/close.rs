@@ -10,6 +10,8 @@ pub enum Close {
     Normal,
     /// The server is shutting down; reconnect elsewhere or later.
     ShuttingDown,
+    /// The room was closed; do not reconnect to it.
+    RoomClosed,
     /// The member's outbound queue overflowed.
     TooSlow,
     /// Two ping intervals without a pong.
@@ -28,6 +30,7 @@ impl Close {
         let (code, reason) = match self {
             Close::Normal => (CloseCode::Normal, ""),
             Close::ShuttingDown => (CloseCode::Away, "server shutting down"),
+            Close::RoomClosed => (CloseCode::Normal, "the room was closed"),
             Close::TooSlow => (CloseCode::Policy, "too slow: outbound queue overflowed"),
             Close::Unresponsive => (CloseCode::Away, "no pong received"),
             Close::Binary => (CloseCode::Unsupported, "binary frames are not supported"),

@@ -316,6 +316,7 @@ impl Connection {
                 }
                 Next::Events(Err(Ended::TooSlow)) => return Outcome::Close(Close::TooSlow),
                 Next::Events(Err(Ended::Closed)) | Next::ShuttingDown => return Outcome::Close(Close::ShuttingDown),
+                Next::Events(Err(Ended::RoomClosed)) => return Outcome::Close(Close::RoomClosed),
                 Next::Ping => {
                     if !std::mem::replace(&mut self.ponged, false) {
                         return Outcome::Close(Close::Unresponsive);

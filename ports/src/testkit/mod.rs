@@ -11,10 +11,12 @@
 //! an empty store. Adapters add `tokio` (features `macros`, `rt`) to their
 //! dev-dependencies.
 
+pub mod broker;
 pub mod chat_log;
-pub mod fanout;
 mod manual_clock;
 pub mod password_hasher;
+pub mod presence;
+pub mod rooms;
 pub mod token_issuer;
 pub mod user_store;
 

@@ -1,23 +1,17 @@
-//! The `Fanout` port: every event of a room reaches every member of the room.
+//! What reaches a member: the shared event ([`Published`], encoded at most
+//! once per wire format however many members receive it) and the bounded
+//! per-member queue ([`queue`]) the hub delivers through. A member that does
+//! not keep up is cut off with [`Ended::TooSlow`] instead of slowing its room.
 //!
-//! Delivery is at most once, in the order the room's events were published
-//! (every member sees a room's events in the same order). A member that does
-//! not keep up is cut off with [`Ended::TooSlow`] instead of slowing the room.
-//!
-//! Owns the shared event ([`Published`], encoded at most once per wire format
-//! however many members receive it) and the bounded per-member queue
-//! ([`queue`]) that every adapter delivers through. Knows nothing of sockets or
-//! wire formats: those are [`Encoding`]s supplied by inbound adapters.
+//! Knows nothing of rooms, sockets or wire formats: those are the hub's and
+//! the [`Encoding`]s supplied by inbound adapters.
 
 use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Poll, Waker};
 
-use async_trait::async_trait;
-
-use crate::BoxError;
-use crate::domain::{ChatEvent, DisplayName, RoomName};
+use crate::domain::ChatEvent;
 
 /// A wire format for events: how an inbound adapter turns an event into the
 /// frame it sends. [`Published::encoded`] calls `encode` at most once per event.
@@ -75,12 +69,15 @@ pub enum Ended {
     /// The member's queue overflowed: it was not reading fast enough.
     #[error("too slow: the outbound queue overflowed")]
     TooSlow,
-    /// The fan-out closed the subscription (shutting down).
+    /// The hub closed the subscription (shutting down).
     #[error("closed")]
     Closed,
+    /// The room was closed (by a control message, from any process).
+    #[error("the room was closed")]
+    RoomClosed,
 }
 
-/// News about the fan-out itself, told to a member beside its room's events.
+/// News about the hub's link to other processes, told to a member beside its room's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// Events from members connected elsewhere (other processes) may not
@@ -119,8 +116,9 @@ struct QueueState {
     waiting: Option<Waker>,
     /// The latest notice not yet taken (a newer one replaces it).
     notice: Option<Notice>,
-    too_slow: bool,
-    /// The fan-out dropped its end.
+    /// Why the subscription ended, before anything still queued.
+    ended: Option<Ended>,
+    /// The hub dropped its end.
     inbox_gone: bool,
     /// The member dropped its end.
     subscription_gone: bool,
@@ -132,7 +130,7 @@ impl Shared {
     }
 }
 
-/// A bounded queue for one member: the fan-out holds the [`Inbox`], the member
+/// A bounded queue for one member: the hub holds the [`Inbox`], the member
 /// the [`Subscription`]. Offering never waits, so no member can stall a room.
 pub fn queue(capacity: usize) -> (Inbox, Subscription) {
     let shared = Arc::new(Shared { state: Mutex::default(), capacity: capacity.max(1) });
@@ -141,7 +139,7 @@ pub fn queue(capacity: usize) -> (Inbox, Subscription) {
     (inbox, subscription)
 }
 
-/// The fan-out's end of a member's queue.
+/// The hub's end of a member's queue.
 pub struct Inbox {
     shared: Arc<Shared>,
 }
@@ -156,7 +154,7 @@ impl Inbox {
                 return Offer::Gone;
             }
             if state.events.len() >= self.shared.capacity {
-                state.too_slow = true;
+                state.ended = Some(Ended::TooSlow);
                 state.events = VecDeque::new();
                 (Offer::Overflowed, state.waiting.take())
             } else {
@@ -176,6 +174,19 @@ impl Inbox {
         let waiting = {
             let mut state = self.shared.lock();
             state.notice = Some(notice);
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+
+    /// Ends the subscription for `reason`, at once, before anything still queued.
+    pub fn end(&self, reason: Ended) {
+        let waiting = {
+            let mut state = self.shared.lock();
+            state.ended.get_or_insert(reason);
+            state.events = VecDeque::new();
             state.waiting.take()
         };
         if let Some(waker) = waiting {
@@ -203,7 +214,7 @@ impl Drop for Inbox {
 }
 
 /// A member's end of its queue: the room's events, in order. Dropping it
-/// leaves the room's fan-out.
+/// leaves the room.
 pub struct Subscription {
     shared: Arc<Shared>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -315,11 +326,11 @@ impl Subscription {
     }
 }
 
-/// Too slow wins over anything still queued; a dropped inbox ends the
-/// subscription once its queue is drained.
+/// An ending (too slow, room closed) wins over anything still queued; a
+/// dropped inbox ends the subscription once its queue is drained.
 fn ended(state: &QueueState) -> Result<(), Ended> {
-    if state.too_slow {
-        return Err(Ended::TooSlow);
+    if let Some(reason) = state.ended {
+        return Err(reason);
     }
     if state.inbox_gone && state.events.is_empty() {
         return Err(Ended::Closed);
@@ -351,46 +362,7 @@ impl Drop for Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("too_slow", &self.shared.lock().too_slow).finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FanoutError {
-    /// The fan-out's backing service cannot be reached.
-    #[error("fan-out unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-}
-
-/// Carries a room's events to its members.
-#[cfg_attr(test, mockall::automock)]
-#[async_trait]
-pub trait Fanout: Send + Sync {
-    /// Offers the event to every current member of its room, without waiting
-    /// for any of them. Members who overflow are cut off.
-    async fn publish(&self, event: Arc<Published>) -> Result<(), FanoutError>;
-
-    /// Joins `member` to the room's fan-out: it receives every event published
-    /// to the room from now until the subscription is dropped. The
-    /// subscription carries the room's recent events, as far back as the
-    /// adapter keeps them ([`Subscription::take_recent`]).
-    async fn subscribe(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, FanoutError>;
-
-    /// Who is subscribed to the room now, each name once, sorted.
-    async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, FanoutError>;
-
-    /// Rooms with members now, and how many connections each has, by name.
-    async fn rooms(&self) -> Result<Vec<(RoomName, usize)>, FanoutError>;
-
-    /// Whether the fan-out's backing service answers now (for readiness checks).
-    async fn ping(&self) -> Result<(), FanoutError>;
-
-    /// Members who were connected through another process that has died
-    /// since, and are nowhere else now: each reported once, to one caller
-    /// across all processes, which tells their rooms they left. A fan-out
-    /// within one process has none.
-    async fn departed(&self) -> Result<Vec<(RoomName, DisplayName)>, FanoutError> {
-        Ok(Vec::new())
+        f.debug_struct("Subscription").field("ended", &self.shared.lock().ended).finish()
     }
 }
 
@@ -399,7 +371,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
-    use crate::domain::{EventId, EventKind, MessageText};
+    use crate::domain::{DisplayName, EventId, EventKind, MessageText, RoomName};
 
     fn event(text: &str) -> ChatEvent {
         ChatEvent {

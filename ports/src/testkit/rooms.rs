@@ -1,14 +1,19 @@
-//! The `Fanout` contract. The factory must give each member a queue of
-//! between [`MIN_QUEUE`] and [`MAX_QUEUE`] events: rules queue up to
-//! `MIN_QUEUE` unread events, and the slow-member rule overflows `MAX_QUEUE`.
+//! The rooms contract: what [`Rooms`] promises its members, alone or on any
+//! broker and presence (each broker runs it with one process; the
+//! [`crate::testkit::broker`] suite checks two). The factory must give each
+//! member a queue of between [`MIN_QUEUE`] and [`MAX_QUEUE`] events: rules
+//! queue up to `MIN_QUEUE` unread events, and the slow-member rule
+//! overflows `MAX_QUEUE`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::macros::datetime;
 
+use crate::broker::Control;
+use crate::delivery::{Ended, Published, Subscription};
 use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
-use crate::fanout::{Ended, Fanout, Published, Subscription};
+use crate::rooms::Rooms;
 
 /// The smallest per-member queue the factory may configure for this suite.
 pub const MIN_QUEUE: usize = 128;
@@ -17,12 +22,12 @@ pub const MAX_QUEUE: usize = 1000;
 /// How long a rule waits for a delivery before calling it lost.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// Runs every `Fanout` rule against `$make`, an `async` block giving a fresh
-/// fan-out whose per-member queues hold at most [`MAX_QUEUE`] events.
+/// Runs every rooms rule against `$make`, an `async` block giving fresh
+/// [`Rooms`] whose per-member queues hold at most [`MAX_QUEUE`] events.
 #[macro_export]
-macro_rules! fanout_contract {
+macro_rules! rooms_contract {
     ($($args:tt)+) => {
-        $crate::__contract_tests!(fanout, [
+        $crate::__contract_tests!(rooms, [
             a_member_receives_the_rooms_events_in_publish_order,
             every_member_receives_every_event_in_the_same_order,
             events_stay_in_their_room,
@@ -31,7 +36,8 @@ macro_rules! fanout_contract {
             dropping_a_subscription_leaves_the_room,
             members_lists_each_name_once_in_order,
             publishing_to_an_empty_room_succeeds,
-            a_working_fanout_answers_ping,
+            working_rooms_answer_ping,
+            a_control_message_applies_here_at_once,
             a_newcomer_is_handed_the_recent_events_it_missed,
             rooms_lists_each_room_with_members_and_its_connections,
         ], $($args)+);
@@ -57,12 +63,12 @@ fn event(room_name: &str, n: u128) -> Arc<Published> {
     })
 }
 
-async fn publish(fanout: &dyn Fanout, room_name: &str, n: u128) {
-    fanout.publish(event(room_name, n)).await.unwrap_or_else(|e| panic!("publish: {e}"));
+async fn publish(rooms: &Rooms, room_name: &str, n: u128) {
+    rooms.publish(event(room_name, n)).await;
 }
 
-async fn join(fanout: &dyn Fanout, room_name: &str, member: &str) -> Subscription {
-    fanout.subscribe(&room(room_name), &name(member)).await.unwrap_or_else(|e| panic!("subscribe: {e}"))
+async fn join(rooms: &Rooms, room_name: &str, member: &str) -> Subscription {
+    rooms.join(&room(room_name), &name(member)).await
 }
 
 /// The id of the next event, waiting at most [`PATIENCE`].
@@ -82,24 +88,24 @@ async fn next_ids(subscription: &mut Subscription, count: usize) -> Vec<u128> {
 }
 
 /// A member gets its room's events in the order they were published.
-pub async fn a_member_receives_the_rooms_events_in_publish_order(fanout: &dyn Fanout) {
-    let mut ann = join(fanout, "general", "ann").await;
+pub async fn a_member_receives_the_rooms_events_in_publish_order(rooms: &Rooms) {
+    let mut ann = join(rooms, "general", "ann").await;
     for n in 1..=5 {
-        publish(fanout, "general", n).await;
+        publish(rooms, "general", n).await;
     }
     assert_eq!(next_ids(&mut ann, 5).await, [1, 2, 3, 4, 5]);
 }
 
 /// Several members, several publishers: all see the same sequence.
-pub async fn every_member_receives_every_event_in_the_same_order(fanout: &dyn Fanout) {
+pub async fn every_member_receives_every_event_in_the_same_order(rooms: &Rooms) {
     let mut members = Vec::new();
     for member in ["ann", "bob", "cat"] {
-        members.push(join(fanout, "general", member).await);
+        members.push(join(rooms, "general", member).await);
     }
     let publishers: Vec<_> = (0..4u128)
         .map(|p| async move {
             for n in 0..25u128 {
-                publish(fanout, "general", 1 + p * 100 + n).await;
+                publish(rooms, "general", 1 + p * 100 + n).await;
             }
         })
         .collect();
@@ -115,74 +121,74 @@ pub async fn every_member_receives_every_event_in_the_same_order(fanout: &dyn Fa
 }
 
 /// A room's events reach only that room's members (room names are exact).
-pub async fn events_stay_in_their_room(fanout: &dyn Fanout) {
-    let mut general = join(fanout, "general", "ann").await;
-    let mut other = join(fanout, "General", "bob").await;
-    publish(fanout, "General", 1).await;
-    publish(fanout, "general", 2).await;
+pub async fn events_stay_in_their_room(rooms: &Rooms) {
+    let mut general = join(rooms, "general", "ann").await;
+    let mut other = join(rooms, "General", "bob").await;
+    publish(rooms, "General", 1).await;
+    publish(rooms, "general", 2).await;
     assert_eq!(next_id(&mut general).await, Ok(2));
     assert_eq!(next_id(&mut other).await, Ok(1));
 }
 
 /// Nothing published before a member joined is delivered to it.
-pub async fn a_member_receives_only_what_is_published_after_it_joined(fanout: &dyn Fanout) {
-    let mut early = join(fanout, "general", "ann").await;
-    publish(fanout, "general", 1).await;
+pub async fn a_member_receives_only_what_is_published_after_it_joined(rooms: &Rooms) {
+    let mut early = join(rooms, "general", "ann").await;
+    publish(rooms, "general", 1).await;
     assert_eq!(next_id(&mut early).await, Ok(1));
-    let mut late = join(fanout, "general", "bob").await;
-    publish(fanout, "general", 2).await;
+    let mut late = join(rooms, "general", "bob").await;
+    publish(rooms, "general", 2).await;
     assert_eq!(next_id(&mut late).await, Ok(2));
 }
 
 /// A member whose queue overflows ends `TooSlow`; a reading member gets everything.
-pub async fn a_member_that_stops_reading_is_cut_off_and_the_others_miss_nothing(fanout: &dyn Fanout) {
-    let mut stalled = join(fanout, "general", "stalled").await;
-    let mut reader = join(fanout, "general", "reader").await;
+pub async fn a_member_that_stops_reading_is_cut_off_and_the_others_miss_nothing(rooms: &Rooms) {
+    let mut stalled = join(rooms, "general", "stalled").await;
+    let mut reader = join(rooms, "general", "reader").await;
     let total = 2 * MAX_QUEUE as u128 + 10;
     for n in 1..=total {
-        publish(fanout, "general", n).await;
+        publish(rooms, "general", n).await;
         assert_eq!(next_id(&mut reader).await, Ok(n));
     }
     assert_eq!(next_id(&mut stalled).await, Err(Ended::TooSlow));
-    assert!(!fanout.members(&room("general")).await.unwrap().contains(&name("stalled")), "cut off members leave");
+    assert!(!rooms.members(&room("general")).await.contains(&name("stalled")), "cut off members leave");
 }
 
 /// Once its subscription is dropped, a member is no longer in the room.
-pub async fn dropping_a_subscription_leaves_the_room(fanout: &dyn Fanout) {
-    let ann = join(fanout, "general", "ann").await;
-    let mut bob = join(fanout, "general", "bob").await;
+pub async fn dropping_a_subscription_leaves_the_room(rooms: &Rooms) {
+    let ann = join(rooms, "general", "ann").await;
+    let mut bob = join(rooms, "general", "bob").await;
     drop(ann);
-    let members = eventually_members(fanout, "general", 1).await;
+    let members = eventually_members(rooms, "general", 1).await;
     assert_eq!(members, [name("bob")]);
-    publish(fanout, "general", 1).await;
+    publish(rooms, "general", 1).await;
     assert_eq!(next_id(&mut bob).await, Ok(1));
 }
 
 /// `members` names each member once (two connections, one name), sorted.
-pub async fn members_lists_each_name_once_in_order(fanout: &dyn Fanout) {
+pub async fn members_lists_each_name_once_in_order(rooms: &Rooms) {
     let _subscriptions = [
-        join(fanout, "general", "cat").await,
-        join(fanout, "general", "ann").await,
-        join(fanout, "general", "cat").await,
-        join(fanout, "other", "dan").await,
+        join(rooms, "general", "cat").await,
+        join(rooms, "general", "ann").await,
+        join(rooms, "general", "cat").await,
+        join(rooms, "other", "dan").await,
     ];
-    assert_eq!(fanout.members(&room("general")).await.unwrap(), [name("ann"), name("cat")]);
-    assert!(fanout.members(&room("nobody-here")).await.unwrap().is_empty());
+    assert_eq!(rooms.members(&room("general")).await, [name("ann"), name("cat")]);
+    assert!(rooms.members(&room("nobody-here")).await.is_empty());
 }
 
 /// Publishing where nobody listens is not an error.
-pub async fn publishing_to_an_empty_room_succeeds(fanout: &dyn Fanout) {
-    publish(fanout, "empty", 1).await;
-    let mut ann = join(fanout, "empty", "ann").await;
-    publish(fanout, "empty", 2).await;
+pub async fn publishing_to_an_empty_room_succeeds(rooms: &Rooms) {
+    publish(rooms, "empty", 1).await;
+    let mut ann = join(rooms, "empty", "ann").await;
+    publish(rooms, "empty", 2).await;
     assert_eq!(next_id(&mut ann).await, Ok(2));
 }
 
 /// Presence may settle asynchronously (a networked fan-out); wait for it briefly.
-async fn eventually_members(fanout: &dyn Fanout, room_name: &str, count: usize) -> Vec<DisplayName> {
+async fn eventually_members(rooms: &Rooms, room_name: &str, count: usize) -> Vec<DisplayName> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let members = fanout.members(&room(room_name)).await.unwrap();
+        let members = rooms.members(&room(room_name)).await;
         if members.len() == count || tokio::time::Instant::now() > deadline {
             return members;
         }
@@ -200,39 +206,52 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) 
     .await;
 }
 
-/// A fan-out that is up answers `ping`.
-pub async fn a_working_fanout_answers_ping(fanout: &dyn Fanout) {
-    fanout.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
+/// Rooms whose links work answer `ping` (once a member's join says the room
+/// is relayed, they are known to work).
+pub async fn working_rooms_answer_ping(rooms: &Rooms) {
+    let _ann = join(rooms, "general", "ann").await;
+    rooms.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
+}
+
+/// A control message sent from here applies here at once: closing a room
+/// lets its members go, and only its members.
+pub async fn a_control_message_applies_here_at_once(rooms: &Rooms) {
+    let mut ann = join(rooms, "closing", "ann").await;
+    let mut bob = join(rooms, "staying", "bob").await;
+    rooms.control(Control::CloseRoom { room: room("closing") }).await.unwrap_or_else(|e| panic!("control: {e}"));
+    assert_eq!(next_id(&mut ann).await, Err(Ended::RoomClosed));
+    publish(rooms, "staying", 1).await;
+    assert_eq!(next_id(&mut bob).await, Ok(1));
 }
 
 /// A newcomer's subscription carries the events published just before it joined, oldest first.
-pub async fn a_newcomer_is_handed_the_recent_events_it_missed(fanout: &dyn Fanout) {
-    let mut ann = join(fanout, "general", "ann").await;
+pub async fn a_newcomer_is_handed_the_recent_events_it_missed(rooms: &Rooms) {
+    let mut ann = join(rooms, "general", "ann").await;
     for n in 1..=3 {
-        publish(fanout, "general", n).await;
+        publish(rooms, "general", n).await;
     }
     assert_eq!(next_ids(&mut ann, 3).await, [1, 2, 3]);
-    let mut bob = join(fanout, "general", "bob").await;
+    let mut bob = join(rooms, "general", "bob").await;
     let recent: Vec<u128> = bob.take_recent().iter().map(|p| p.event().id.as_u128()).collect();
     assert_eq!(recent, [1, 2, 3]);
     assert!(bob.take_recent().is_empty(), "handed over once");
-    publish(fanout, "general", 4).await;
+    publish(rooms, "general", 4).await;
     assert_eq!(next_id(&mut bob).await, Ok(4), "live events follow without overlap");
 }
 
 /// `rooms` names every room with members and counts its connections.
-pub async fn rooms_lists_each_room_with_members_and_its_connections(fanout: &dyn Fanout) {
+pub async fn rooms_lists_each_room_with_members_and_its_connections(rooms: &Rooms) {
     let _subscriptions =
-        [join(fanout, "general", "ann").await, join(fanout, "general", "ann").await, join(fanout, "zoo", "bob").await];
-    let dropped = join(fanout, "empty-soon", "cat").await;
+        [join(rooms, "general", "ann").await, join(rooms, "general", "ann").await, join(rooms, "zoo", "bob").await];
+    let dropped = join(rooms, "empty-soon", "cat").await;
     drop(dropped);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let rooms = fanout.rooms().await.unwrap();
-        if rooms == [(room("general"), 2), (room("zoo"), 1)] {
+        let listed = rooms.rooms().await;
+        if listed == [(room("general"), 2), (room("zoo"), 1)] {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "rooms never settled: {rooms:?}");
+        assert!(tokio::time::Instant::now() < deadline, "rooms never settled: {listed:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,165 @@
+//! The hub alone, and what it tells a (mock) broker.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::broker::MockBroker;
+use crate::domain::{ChatEvent, EventId, EventKind, MessageText};
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn name(name: &str) -> DisplayName {
+    DisplayName::parse(name).unwrap()
+}
+
+fn event(room_name: &str, n: u128) -> Arc<Published> {
+    Published::new(ChatEvent {
+        id: EventId::from_u128(n),
+        room: room(room_name),
+        user: name("ann"),
+        kind: EventKind::Message,
+        text: MessageText::parse("hi").unwrap(),
+        timestamp: time::OffsetDateTime::UNIX_EPOCH,
+    })
+}
+
+fn room_count(hub: &Hub) -> usize {
+    hub.registry.read().len()
+}
+
+#[tokio::test]
+async fn every_member_receives_the_very_same_shared_event() {
+    let hub = Hub::default();
+    let mut a = hub.join(&room("general"), &name("a")).subscription;
+    let mut b = hub.join(&room("general"), &name("b")).subscription;
+    let published = event("general", 1);
+    hub.deliver(&published);
+    assert!(Arc::ptr_eq(&a.next().await.unwrap(), &published));
+    assert!(Arc::ptr_eq(&b.next().await.unwrap(), &published));
+}
+
+#[test]
+fn a_room_is_forgotten_when_its_last_member_leaves() {
+    let hub = Hub::default();
+    let a = hub.join(&room("general"), &name("a")).subscription;
+    let b = hub.join(&room("general"), &name("b")).subscription;
+    assert_eq!(room_count(&hub), 1);
+    drop(a);
+    assert_eq!(room_count(&hub), 1);
+    drop(b);
+    assert_eq!(room_count(&hub), 0);
+    hub.deliver(&event("general", 1));
+    assert_eq!(room_count(&hub), 0, "delivering to nobody opens no room");
+}
+
+/// What a mock broker was asked, in order.
+fn recording_broker() -> (MockBroker, Arc<Mutex<Vec<String>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let mut broker = MockBroker::new();
+    let relays = Arc::clone(&asked);
+    broker.expect_relay().returning(move |room| {
+        relays.lock().unwrap().push(format!("relay {}", room.as_str()));
+        Box::pin(async { Ok(()) })
+    });
+    let stops = Arc::clone(&asked);
+    broker.expect_stop_relaying().returning(move |room| stops.lock().unwrap().push(format!("stop {}", room.as_str())));
+    (broker, asked)
+}
+
+#[test]
+fn the_broker_is_asked_to_relay_a_room_with_its_first_member_and_to_stop_with_its_last() {
+    let (broker, asked) = recording_broker();
+    let hub = Hub::new(8, Some(Arc::new(broker)));
+    let first = hub.join(&room("r"), &name("ann"));
+    assert!(first.relaying.is_some(), "the join may wait for relaying");
+    let second = hub.join(&room("r"), &name("bob"));
+    assert!(second.relaying.is_none(), "relayed already");
+    drop(first.subscription);
+    drop(second.subscription);
+    let again = hub.join(&room("r"), &name("cyd"));
+    drop(again.subscription);
+    assert_eq!(*asked.lock().unwrap(), ["relay r", "stop r", "relay r", "stop r"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_racing_leave_the_broker_asked_in_an_order_that_ends_right() {
+    let (broker, asked) = recording_broker();
+    let hub = Arc::new(Hub::new(8, Some(Arc::new(broker))));
+    let churn = |who: &'static str| {
+        let hub = Arc::clone(&hub);
+        tokio::spawn(async move {
+            for _ in 0..2_000 {
+                drop(hub.join(&room("r"), &name(who)).subscription);
+            }
+        })
+    };
+    let (a, b) = (churn("a"), churn("b"));
+    a.await.unwrap();
+    b.await.unwrap();
+    let asked = asked.lock().unwrap();
+    assert!(
+        asked.iter().enumerate().all(|(i, said)| *said == if i % 2 == 0 { "relay r" } else { "stop r" }),
+        "relay and stop alternate, whatever the interleaving"
+    );
+    assert_eq!(asked.last().map(String::as_str), Some("stop r"));
+}
+
+#[test]
+fn a_link_notice_reaches_every_member_of_every_room_and_newcomers_while_degraded() {
+    let hub = Hub::default();
+    let mut ann = hub.join(&room("one"), &name("ann")).subscription;
+    let mut bob = hub.join(&room("two"), &name("bob")).subscription;
+    hub.link(Notice::Degraded);
+    assert_eq!(ann.take_notice(), Some(Notice::Degraded));
+    assert_eq!(bob.take_notice(), Some(Notice::Degraded));
+    assert!(ann.try_next().unwrap().is_none(), "a notice is not a room event");
+    let mut cyd = hub.join(&room("one"), &name("cyd")).subscription;
+    assert_eq!(cyd.take_notice(), Some(Notice::Degraded), "joined while degraded");
+    hub.link(Notice::Restored);
+    assert_eq!(cyd.take_notice(), Some(Notice::Restored));
+    let mut dan = hub.join(&room("one"), &name("dan")).subscription;
+    assert_eq!(dan.take_notice(), None, "joined once restored");
+}
+
+#[tokio::test]
+async fn closing_a_room_ends_its_members_and_deleting_an_event_forgets_it() {
+    let hub = Hub::default();
+    let mut ann = hub.join(&room("r"), &name("ann")).subscription;
+    hub.deliver(&event("r", 1));
+    hub.deliver(&event("r", 2));
+    hub.apply(&Control::DeleteEvent { room: room("r"), id: EventId::from_u128(1) });
+    let mut bob = hub.join(&room("r"), &name("bob")).subscription;
+    let recent: Vec<u128> = bob.take_recent().iter().map(|p| p.event().id.as_u128()).collect();
+    assert_eq!(recent, [2], "the deleted event is not handed to newcomers");
+    let mut other = hub.join(&room("other"), &name("cyd")).subscription;
+    hub.apply(&Control::CloseRoom { room: room("r") });
+    assert_eq!(ann.next().await.map(|_| ()), Err(Ended::RoomClosed), "before what was still queued");
+    assert_eq!(bob.next().await.map(|_| ()), Err(Ended::RoomClosed));
+    hub.deliver(&event("other", 3));
+    assert!(other.try_next().unwrap().is_some(), "other rooms go on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_joining_and_leaving_while_others_publish_lose_nothing_in_order() {
+    let hub = Arc::new(Hub::new(10_000, None));
+    let mut steady = hub.join(&room("busy"), &name("steady")).subscription;
+    let churn = {
+        let hub = Arc::clone(&hub);
+        tokio::spawn(async move {
+            for n in 0..2_000 {
+                drop(hub.join(&room("busy"), &name(&format!("churn{n}"))).subscription);
+            }
+        })
+    };
+    for n in 0..5_000 {
+        hub.deliver(&event("busy", n));
+    }
+    churn.await.unwrap();
+    for n in 0..5_000 {
+        assert_eq!(steady.try_next().unwrap().map(|p| p.event().id.as_u128()), Some(n));
+    }
+    assert!(steady.try_next().unwrap().is_none());
+    assert_eq!(hub.members(&room("busy")), [name("steady")]);
+}
