@@ -5,8 +5,9 @@
 //! - ports: [`UserStore`], [`PasswordHasher`], [`TokenIssuer`], [`Fanout`],
 //!   [`ChatLog`], [`Clock`] — one module each, with the errors each may return.
 //! - services: [`Accounts`] (registration, login, users and who may change
-//!   them) and [`Chat`] (rooms: join, post, leave, search, history), with the
-//!   [`ChatRecorder`] that keeps the chat log off the hot path.
+//!   them) and [`Chat`] (rooms: join and the [`Greeting`], post, leave,
+//!   search, history), with the [`ChatRecorder`] that keeps the chat log off
+//!   the hot path.
 //! - `testkit` (feature): the contract suite of each port, for adapters to run.
 //!
 //! This crate performs no I/O and depends on no framework or driver: anything
@@ -27,7 +28,7 @@ pub mod user_store;
 pub mod testkit;
 
 pub use accounts::{AccountError, Accounts, Caller, Forbidden};
-pub use chat::{Chat, ChatError, Member};
+pub use chat::{Chat, ChatError, Greeting, Member};
 pub use chat_log::{ChatLog, ChatLogError, SearchOrder, SearchQuery};
 pub use chat_recorder::{ChatLogWriter, ChatRecorder};
 pub use clock::Clock;
