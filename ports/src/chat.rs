@@ -199,7 +199,7 @@ impl Chat {
     }
 
     /// A room's events after `after`, oldest first: what a reconnecting client missed.
-    pub async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatError> {
+    async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatError> {
         Ok(self.log.since(room, after, limit.min(MAX_PAGE)).await?)
     }
 
