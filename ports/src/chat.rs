@@ -1,6 +1,8 @@
 //! `Chat`: rooms. Joining adds a member to the room ([`Rooms`]) and tells
-//! the room; posting stamps a message and fans it out; leaving tells those who
-//! remain. Every event also goes to the chat log, off the hot path.
+//! the room; the greeting says who is there and what was said before (or, on
+//! resume, what the member missed); posting stamps a message and fans it out;
+//! leaving tells those who remain. Every event also goes to the chat log, off
+//! the hot path.
 //!
 //! Knows rooms and members; knows nothing of sockets, wire formats or which
 //! broker or log is wired in.
@@ -77,6 +79,37 @@ impl Member {
     }
 }
 
+/// What a member is told on arriving, before anything live: who is in the
+/// room, and what was said before.
+#[derive(Debug)]
+pub struct Greeting {
+    /// Who is in the room now, or why the fan-out cannot say.
+    pub members: Result<Vec<DisplayName>, ChatError>,
+    /// Events before the member's join notice, oldest first: the latest ones,
+    /// or on resume those after the member's last one.
+    pub events: Vec<ChatEvent>,
+    /// Whether `events` run without a gap up to the member's join notice (on
+    /// resume: from the member's last event). The latest events always do;
+    /// a resume may not, and the member must then reload the history.
+    pub complete: bool,
+    /// Why the chat log could not be read when `events` needed it: they are
+    /// then only the room's recent events, as far back as the fan-out keeps them.
+    pub log_failure: Option<ChatError>,
+}
+
+/// The past part of a greeting.
+struct Recap {
+    events: Vec<ChatEvent>,
+    complete: bool,
+    log_failure: Option<ChatError>,
+}
+
+impl Recap {
+    fn whole(events: Vec<ChatEvent>) -> Self {
+        Self { events, complete: true, log_failure: None }
+    }
+}
+
 pub struct Chat {
     rooms: Rooms,
     log: Arc<dyn ChatLog>,
@@ -107,6 +140,27 @@ impl Chat {
         let mut member = Member { room, user, joined: EventId::from_u128(0) };
         member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
+    }
+
+    /// Greets a member who has just joined: who is here, then the last
+    /// `history` events (at most [`MAX_PAGE`]) or, with `since`, what came
+    /// after that event. The subscription's recent events come first; the chat
+    /// log supplies what they do not reach. A log that cannot be read is
+    /// reported in the greeting, never passed off as an empty past.
+    pub async fn welcome(
+        &self,
+        member: &Member,
+        subscription: &mut Subscription,
+        since: Option<EventId>,
+        history: usize,
+    ) -> Greeting {
+        let members = self.members(member.room()).await;
+        let recent: Vec<ChatEvent> = subscription.take_recent().iter().map(|p| p.event().clone()).collect();
+        let Recap { events, complete, log_failure } = match since {
+            Some(since) => self.resume(member, recent, since).await,
+            None => self.latest(member, recent, history).await,
+        };
+        Greeting { members, events, complete, log_failure }
     }
 
     /// Says `text` in the member's room; everyone in it, the sender included,
@@ -160,7 +214,7 @@ impl Chat {
     }
 
     /// A room's events after `after`, oldest first: what a reconnecting client missed.
-    pub async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatError> {
+    async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatError> {
         Ok(self.log.since(room, after, limit.min(MAX_PAGE)).await?)
     }
 
@@ -182,6 +236,52 @@ impl Chat {
     /// Events that could not be queued for the chat log since start.
     pub fn unlogged(&self) -> u64 {
         self.recorder.unlogged()
+    }
+
+    /// The last `wanted` events before the member joined, oldest first: the
+    /// fan-out's recent ones, topped up from the chat log.
+    async fn latest(&self, member: &Member, mut recent: Vec<ChatEvent>, wanted: usize) -> Recap {
+        let wanted = wanted.min(MAX_PAGE as usize);
+        if recent.len() >= wanted {
+            return Recap::whole(recent.split_off(recent.len() - wanted));
+        }
+        let before = recent.first().map_or(member.joined(), |e| e.id);
+        let missing = u32::try_from(wanted - recent.len()).unwrap_or(MAX_PAGE);
+        match self.history(member.room(), Some(before), missing).await {
+            Ok(mut older) => {
+                older.reverse();
+                older.extend(recent);
+                Recap::whole(older)
+            }
+            // Fewer events than wanted, but still the ones just before the
+            // join: no gap, so the greeting stays complete.
+            Err(error) => Recap { events: recent, complete: true, log_failure: Some(error) },
+        }
+    }
+
+    /// What came after `since`, oldest first, and whether that is all of it.
+    async fn resume(&self, member: &Member, recent: Vec<ChatEvent>, since: EventId) -> Recap {
+        if let Some(at) = recent.iter().position(|e| e.id == since) {
+            return Recap::whole(recent[at + 1..].to_vec());
+        }
+        let (mut logged, log_failure) = match self.since(member.room(), since, MAX_PAGE).await {
+            Ok(logged) => (logged, None),
+            Err(error) => (Vec::new(), Some(error)),
+        };
+        logged.retain(|e| e.id < member.joined());
+        // The log is written behind the room: it is known to be whole only where
+        // it reaches the recent events (or there are none since). A log that
+        // could not be read says nothing, so the member must reload.
+        let complete = log_failure.is_none()
+            && logged.last().is_some_and(|last| recent.first().is_none_or(|first| last.id >= first.id));
+        let mut events = logged;
+        for event in recent.into_iter().filter(|e| e.id > since) {
+            if !events.iter().any(|e| e.id == event.id) {
+                events.push(event);
+            }
+        }
+        events.sort_by_key(|e| e.id);
+        Recap { events, complete, log_failure }
     }
 
     async fn tell_room(

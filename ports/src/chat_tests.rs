@@ -17,11 +17,27 @@ fn room() -> RoomName {
 fn ann() -> DisplayName {
     DisplayName::parse("ann").unwrap()
 }
+/// A message in the room with this id: ids this small all came before any join.
+fn said(id: u128) -> ChatEvent {
+    ChatEvent {
+        id: EventId::from_u128(id),
+        room: room(),
+        user: DisplayName::parse("bob").unwrap(),
+        kind: EventKind::Message,
+        text: MessageText::parse(format!("said {id}")).unwrap(),
+        timestamp: datetime!(2026-11-26 11:00:00 UTC),
+    }
+}
+fn ids(events: &[ChatEvent]) -> Vec<u128> {
+    events.iter().map(|e| e.id.as_u128()).collect()
+}
 
 struct Doubles {
     /// With one, rooms are shared with other processes through it.
     broker: Option<MockBroker>,
     presence: Option<MockPresence>,
+    /// Events the room has recently delivered when the scenario starts.
+    recent: Vec<ChatEvent>,
     log: MockChatLog,
     /// What reached the chat log through the recorder, batch by batch.
     appended: Arc<Mutex<Vec<ChatEvent>>>,
@@ -36,7 +52,7 @@ impl Doubles {
             sink.lock().unwrap().extend_from_slice(events);
             Ok(())
         });
-        Self { broker: None, presence: None, log, appended }
+        Self { broker: None, presence: None, recent: Vec::new(), log, appended }
     }
 
     /// A broker that relays at once and takes every publish with `publish`.
@@ -60,6 +76,25 @@ impl Doubles {
         })
     }
 
+    /// Ann joins a room whose hub hands her the recent events with these
+    /// ids (said while another tab of hers was in the room).
+    fn joining_after(&mut self, recent: &[u128]) {
+        self.recent = recent.iter().map(|&id| said(id)).collect();
+    }
+
+    /// Ann joins and is greeted, alone in the room; the greeting and her
+    /// membership come back.
+    async fn greet(self, since: Option<u128>, history: usize) -> (Greeting, Member) {
+        let since = since.map(EventId::from_u128);
+        let (greeted, _) = self
+            .run(|chat| async move {
+                let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+                (chat.welcome(&member, &mut subscription, since, history).await, member)
+            })
+            .await;
+        greeted
+    }
+
     /// Runs `scenario` on a `Chat`, then drains the chat-log writer so
     /// `appended` holds everything that was recorded.
     async fn run<F, Fut, T>(self, scenario: F) -> (T, Vec<ChatEvent>)
@@ -77,8 +112,16 @@ impl Doubles {
             Some(broker) => Rooms::shared(8, Arc::new(broker), presence),
             None => Rooms::local(8),
         };
+        let earlier_tab = match self.recent.is_empty() {
+            true => None,
+            false => Some(rooms.join(&room(), &ann()).await),
+        };
+        for event in self.recent {
+            rooms.hub().deliver(&Published::new(event));
+        }
         let chat = Chat::new(rooms, log, recorder, clock, EventIds::new(9));
         let result = scenario(chat).await;
+        drop(earlier_tab);
         writer.run().await;
         let appended = self.appended.lock().unwrap().clone();
         (result, appended)
@@ -273,4 +316,125 @@ async fn no_departures_when_presence_cannot_say() {
     let (result, logged) = d.run(|chat| async move { chat.announce_departures().await }).await;
     assert!(matches!(result, Err(ChatError::Unavailable(_))), "{result:?}");
     assert!(logged.is_empty());
+}
+
+#[tokio::test]
+async fn the_greeting_says_who_is_here_and_gives_the_latest_recent_events_without_the_log() {
+    let mut d = Doubles::new();
+    d.joining_after(&[1, 2, 3, 4]);
+    d.log.expect_history().never();
+    let (greeting, _) = d.greet(None, 3).await;
+    assert_eq!(greeting.members.unwrap(), vec![ann()]);
+    assert_eq!(ids(&greeting.events), [2, 3, 4], "the last three, oldest first");
+    assert!(greeting.complete);
+    assert!(greeting.log_failure.is_none());
+}
+
+#[tokio::test]
+async fn too_few_recent_events_are_topped_up_from_the_log_before_the_oldest_of_them() {
+    let mut d = Doubles::new();
+    d.joining_after(&[5, 6]);
+    d.log
+        .expect_history()
+        .withf(|r, before, limit| r == &room() && *before == Some(EventId::from_u128(5)) && *limit == 2)
+        .times(1)
+        .returning(|_, _, _| Ok(vec![said(4), said(3)]));
+    let (greeting, _) = d.greet(None, 4).await;
+    assert_eq!(ids(&greeting.events), [3, 4, 5, 6], "the log's newest-first page, turned oldest first");
+    assert!(greeting.complete);
+}
+
+#[tokio::test]
+async fn with_no_recent_events_the_log_gives_a_capped_page_from_before_the_join() {
+    let mut d = Doubles::new();
+    d.joining_after(&[]);
+    let asked = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&asked);
+    d.log.expect_history().times(1).returning(move |_, before, limit| {
+        *seen.lock().unwrap() = Some((before, limit));
+        Ok(vec![said(2), said(1)])
+    });
+    let (greeting, member) = d.greet(None, usize::MAX).await;
+    assert_eq!(*asked.lock().unwrap(), Some((Some(member.joined()), MAX_PAGE)));
+    assert_eq!(ids(&greeting.events), [1, 2]);
+}
+
+#[tokio::test]
+async fn a_chat_log_that_cannot_be_read_is_reported_and_the_recent_events_still_greet() {
+    let mut d = Doubles::new();
+    d.joining_after(&[5, 6]);
+    d.log.expect_history().returning(|_, _, _| Err(ChatLogError::Unavailable("refused".into())));
+    let (greeting, _) = d.greet(None, 10).await;
+    assert!(matches!(greeting.log_failure, Some(ChatError::Unavailable(_))), "{:?}", greeting.log_failure);
+    assert_eq!(ids(&greeting.events), [5, 6]);
+    assert!(greeting.complete, "the recent events still meet the live stream");
+}
+
+#[tokio::test]
+async fn resuming_from_a_recent_event_gives_what_followed_it_without_the_log() {
+    let mut d = Doubles::new();
+    d.joining_after(&[3, 4, 5]);
+    d.log.expect_since().never();
+    let (greeting, _) = d.greet(Some(3), 50).await;
+    assert_eq!(ids(&greeting.events), [4, 5]);
+    assert!(greeting.complete);
+}
+
+#[tokio::test]
+async fn resuming_from_an_older_event_joins_the_log_to_the_recent_events() {
+    let mut d = Doubles::new();
+    d.joining_after(&[5, 6]);
+    d.log
+        .expect_since()
+        .withf(|r, after, limit| r == &room() && after.as_u128() == 2 && *limit == MAX_PAGE)
+        .times(1)
+        // The log may already hold events at and after the join: the member gets those live.
+        .returning(|_, _, _| Ok(vec![said(3), said(4), said(5), said(u128::MAX)]));
+    let (greeting, _) = d.greet(Some(2), 50).await;
+    assert_eq!(ids(&greeting.events), [3, 4, 5, 6], "once each, oldest first, none from after the join");
+    assert!(greeting.complete);
+    assert!(greeting.log_failure.is_none());
+}
+
+#[tokio::test]
+async fn a_resume_whose_log_does_not_reach_the_recent_events_is_incomplete() {
+    let mut d = Doubles::new();
+    d.joining_after(&[7, 8]);
+    d.log.expect_since().returning(|_, _, _| Ok(vec![said(3), said(4)]));
+    let (greeting, _) = d.greet(Some(2), 50).await;
+    assert_eq!(ids(&greeting.events), [3, 4, 7, 8]);
+    assert!(!greeting.complete, "5 and 6 may have been said but not yet logged");
+    assert!(greeting.log_failure.is_none());
+}
+
+#[tokio::test]
+async fn a_resume_from_an_event_nobody_knows_is_incomplete() {
+    let mut d = Doubles::new();
+    d.joining_after(&[]);
+    d.log.expect_since().returning(|_, _, _| Ok(Vec::new()));
+    let (greeting, _) = d.greet(Some(2), 50).await;
+    assert!(greeting.events.is_empty());
+    assert!(!greeting.complete);
+}
+
+#[tokio::test]
+async fn a_resume_with_the_chat_log_down_is_reported_and_incomplete() {
+    let mut d = Doubles::new();
+    d.joining_after(&[5, 6]);
+    d.log.expect_since().returning(|_, _, _| Err(ChatLogError::Failed("bad mapping".into())));
+    let (greeting, _) = d.greet(Some(2), 50).await;
+    assert!(matches!(greeting.log_failure, Some(ChatError::Failed(_))), "{:?}", greeting.log_failure);
+    assert_eq!(ids(&greeting.events), [5, 6], "what the fan-out still has");
+    assert!(!greeting.complete);
+}
+
+#[tokio::test]
+async fn when_presence_cannot_say_who_is_elsewhere_the_greeting_lists_those_here_and_gives_the_past() {
+    let mut d = Doubles::new();
+    d.joining_after(&[1, 2]);
+    d.broker().expect_publish().returning(|_| Ok(()));
+    d.presence().expect_members_elsewhere().returning(|_| Err(PresenceError::Unavailable("down".into())));
+    let (greeting, _) = d.greet(None, 2).await;
+    assert_eq!(greeting.members.unwrap(), [ann()]);
+    assert_eq!(ids(&greeting.events), [1, 2]);
 }

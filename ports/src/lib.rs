@@ -11,8 +11,9 @@
 //!   with the errors each may return and what each promises.
 //! - services: [`Accounts`] (registration, login, users and who may change
 //!   them), [`Rooms`] (the hub joined to the broker and presence) and
-//!   [`Chat`] (rooms: join, post, leave, search, history), with the
-//!   [`ChatRecorder`] that keeps the chat log off the hot path.
+//!   [`Chat`] (rooms: join and the [`Greeting`], post, leave, search,
+//!   history), with the [`ChatRecorder`] that keeps the chat log off the
+//!   hot path.
 //! - `testkit` (feature): the contract suite of each port, for adapters to run.
 //!
 //! This crate performs no I/O and depends on no framework or driver: anything
@@ -39,7 +40,7 @@ pub mod testkit;
 
 pub use accounts::{AccountError, Accounts, Caller, Forbidden};
 pub use broker::{Broker, BrokerError, Control, Incoming, Relaying};
-pub use chat::{Chat, ChatError, Member};
+pub use chat::{Chat, ChatError, Greeting, Member};
 pub use chat_log::{ChatLog, ChatLogError, SearchOrder, SearchQuery};
 pub use chat_recorder::{ChatLogWriter, ChatRecorder};
 pub use clock::Clock;

@@ -20,8 +20,8 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use parley_ports::domain::{ChatEvent, EventId, MessageText};
-use parley_ports::{Chat, Ended, Member, Notice, Published, Subscription};
+use parley_ports::domain::{EventId, MessageText, RoomName};
+use parley_ports::{Ended, Greeting, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
@@ -127,8 +127,8 @@ async fn leave(rooms: &WsRooms, member: Member) {
     }
 }
 
-/// The JSON protocol's greeting: who is here, then what was said before
-/// (or, on resume, what was missed).
+/// The JSON protocol's greeting. `Chat` decides what it holds; this only
+/// encodes it.
 async fn welcome(
     rooms: &WsRooms,
     member: &Member,
@@ -136,22 +136,31 @@ async fn welcome(
     since: Option<EventId>,
     history: Option<usize>,
 ) -> Vec<Utf8Bytes> {
-    let chat = &rooms.chat;
-    let room = member.room();
+    let history = history.unwrap_or(rooms.config.history_on_join);
+    let greeting = rooms.chat.welcome(member, subscription, since, history).await;
+    greeting_frames(member.room(), greeting)
+}
+
+/// Who is here, then what was said before (or, on resume, what was missed),
+/// each preceded by an `error` frame when it is not all there.
+fn greeting_frames(room: &RoomName, greeting: Greeting) -> Vec<Utf8Bytes> {
+    let Greeting { members, events, complete, log_failure } = greeting;
     let mut frames = Vec::new();
-    match chat.members(room).await {
+    match members {
         Ok(members) => {
             let names: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
             frames.push(json!({"type": "presence", "room": room.as_str(), "members": names}).to_string().into());
         }
         Err(error) => frames.push(error_frame("unavailable", &format!("presence unavailable: {error}"))),
     }
-    let recent: Vec<ChatEvent> = subscription.take_recent().iter().map(|p| p.event().clone()).collect();
-    let wanted = history.unwrap_or(rooms.config.history_on_join).min(1000);
-    let (events, complete) = match since {
-        Some(since) => resume(chat, member, recent, since).await,
-        None => (latest(chat, member, recent, wanted).await, true),
-    };
+    if let Some(error) = log_failure {
+        // The cause stays in the server's log, as for the REST API.
+        tracing::warn!(%error, "greeting without the chat log");
+        frames.push(error_frame(
+            "unavailable",
+            "the chat log cannot be read now: the history holds only the room's most recent events",
+        ));
+    }
     if !complete {
         frames.push(error_frame("resume_gap", "some events since that id are no longer available; reload the history"));
     }
@@ -160,40 +169,6 @@ async fn welcome(
         json!({"type": "history", "room": room.as_str(), "events": events, "complete": complete}).to_string().into(),
     );
     frames
-}
-
-/// The last `wanted` events before the member joined, oldest first: the
-/// fan-out's recent ones, topped up from the chat log.
-async fn latest(chat: &Chat, member: &Member, mut recent: Vec<ChatEvent>, wanted: usize) -> Vec<ChatEvent> {
-    if recent.len() >= wanted {
-        return recent.split_off(recent.len() - wanted);
-    }
-    let before = recent.first().map(|e| e.id).unwrap_or(member.joined());
-    let missing = u32::try_from(wanted - recent.len()).unwrap_or(u32::MAX);
-    let mut older = chat.history(member.room(), Some(before), missing).await.unwrap_or_default();
-    older.reverse();
-    older.extend(recent);
-    older
-}
-
-/// What came after `since`, oldest first, and whether that is all of it.
-async fn resume(chat: &Chat, member: &Member, recent: Vec<ChatEvent>, since: EventId) -> (Vec<ChatEvent>, bool) {
-    if let Some(at) = recent.iter().position(|e| e.id == since) {
-        return (recent[at + 1..].to_vec(), true);
-    }
-    let mut logged = chat.since(member.room(), since, 1000).await.unwrap_or_default();
-    logged.retain(|e| e.id < member.joined());
-    // The log is written behind the room: it is known to be whole only where
-    // it reaches the recent events (or there are none since).
-    let complete = logged.last().is_some_and(|last| recent.first().is_none_or(|first| last.id >= first.id));
-    let mut events = logged;
-    for event in recent.into_iter().filter(|e| e.id > since) {
-        if !events.iter().any(|e| e.id == event.id) {
-            events.push(event);
-        }
-    }
-    events.sort_by_key(|e| e.id);
-    (events, complete)
 }
 
 /// How the JSON protocol tells a member about the fan-out itself. The
@@ -445,5 +420,58 @@ impl Connection {
                 Err(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parley_ports::ChatError;
+    use parley_ports::domain::DisplayName;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Each frame's `type`, and its `code` for errors.
+    fn kinds(frames: &[Utf8Bytes]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|frame| {
+                let frame: Value = serde_json::from_str(frame.as_str()).unwrap();
+                match frame["code"].as_str() {
+                    Some(code) => format!("error:{code}"),
+                    None => frame["type"].as_str().unwrap_or_default().to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    fn room() -> RoomName {
+        RoomName::parse("general").unwrap()
+    }
+
+    #[test]
+    fn a_whole_greeting_is_presence_then_history() {
+        let greeting = Greeting {
+            members: Ok(vec![DisplayName::parse("ann").unwrap()]),
+            events: Vec::new(),
+            complete: true,
+            log_failure: None,
+        };
+        assert_eq!(kinds(&greeting_frames(&room(), greeting)), ["presence", "history"]);
+    }
+
+    #[test]
+    fn what_the_greeting_lacks_is_said_before_the_frame_it_is_missing_from() {
+        let greeting = Greeting {
+            members: Err(ChatError::Unavailable("down".into())),
+            events: Vec::new(),
+            complete: false,
+            log_failure: Some(ChatError::Unavailable("refused".into())),
+        };
+        let frames = greeting_frames(&room(), greeting);
+        assert_eq!(kinds(&frames), ["error:unavailable", "error:unavailable", "error:resume_gap", "history"]);
+        assert!(!frames[1].as_str().contains("refused"), "the cause stays in the server's log");
+        let history: Value = serde_json::from_str(frames[3].as_str()).unwrap();
+        assert_eq!(history["complete"], false);
     }
 }

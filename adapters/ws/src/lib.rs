@@ -7,9 +7,12 @@
 //!   token authentication, presence, history, acks, resume.
 //!
 //! Drives the core's `Chat` (and `Accounts` for tokens); knows nothing of the
-//! fan-out or chat log behind it. Each connection has a reader and a writer
-//! task; the writer drains the member's bounded queue in batches and flushes
-//! once per batch; a member that cannot keep up is closed, never waited for.
+//! fan-out or chat log behind it. What a member is greeted with (presence,
+//! history, resume) is `Chat`'s to decide; this crate only encodes it.
+//!
+//! One task per connection: it reads the client's frames and drains the
+//! member's bounded queue in batches, flushing once per batch; a member that
+//! cannot keep up is closed, never waited for.
 
 mod close;
 mod connection;
