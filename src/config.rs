@@ -26,8 +26,9 @@ pub struct Config {
 
     /// Where users and the chat log are kept: unset for SQLite in the data
     /// directory; `sqlite://PATH`, `sqlite::memory:`, `memory://` (forgotten on
-    /// exit), or `mysql://USER:PASSWORD@HOST/DB` (also `mariadb://`, and the
-    /// original's `mysql+mysqlconnector://` and `mysql+pymysql://`).
+    /// exit), `mysql://USER:PASSWORD@HOST/DB` (also `mariadb://`, and the
+    /// original's `mysql+mysqlconnector://` and `mysql+pymysql://`), or
+    /// `postgres://USER:PASSWORD@HOST/DB` (also `postgresql://`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 

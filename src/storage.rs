@@ -20,6 +20,8 @@ pub enum Storage {
     SqliteMemory,
     /// A MySQL or MariaDB server, as a `mysql://` URL.
     Mysql(String),
+    /// A PostgreSQL server, as a `postgres://` URL.
+    Postgres(String),
 }
 
 impl Storage {
@@ -44,9 +46,12 @@ impl Storage {
             {
                 Ok(Storage::Mysql(format!("mysql://{location}")))
             }
+            ("postgres" | "postgresql", Some(location)) if !location.is_empty() => {
+                Ok(Storage::Postgres(format!("postgres://{location}")))
+            }
             (scheme, _) => bail!(
                 "DATABASE_URL: unsupported or malformed URL with scheme {scheme:?}; use mysql://, mariadb://, \
-                 mysql+mysqlconnector://, sqlite://PATH, sqlite::memory: or memory://"
+                 mysql+mysqlconnector://, postgres://, postgresql://, sqlite://PATH, sqlite::memory: or memory://"
             ),
         }
     }
@@ -76,6 +81,12 @@ impl Storage {
                     .context("DATABASE_URL: connecting to MySQL")?;
                 Ok((Arc::new(database.users()), Arc::new(database.chat_log())))
             }
+            Storage::Postgres(url) => {
+                let database = parley_postgres::PostgresDatabase::connect(url, startup_deadline)
+                    .await
+                    .context("DATABASE_URL: connecting to PostgreSQL")?;
+                Ok((Arc::new(database.users()), Arc::new(database.chat_log())))
+            }
         }
     }
 
@@ -88,6 +99,12 @@ impl Storage {
             Storage::Mysql(url) => {
                 let host = url.trim_start_matches("mysql://").rsplit('@').next().unwrap_or_default();
                 format!("MySQL at {host}")
+            }
+            Storage::Postgres(url) => {
+                // Parameters (`?sslmode=…`) may carry a password too.
+                let location = url.trim_start_matches("postgres://").split('?').next().unwrap_or_default();
+                let host = location.rsplit('@').next().unwrap_or_default();
+                format!("PostgreSQL at {host}")
             }
         }
     }
@@ -120,6 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn postgres_and_postgresql_urls_are_read_as_postgres() {
+        for url in ["postgres://ann:pw@localhost:5432/app", "postgresql://ann:pw@localhost:5432/app"] {
+            assert_eq!(
+                parse(Some(url)).unwrap(),
+                Storage::Postgres("postgres://ann:pw@localhost:5432/app".into()),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            parse(Some("PostgreSQL://db/app?sslmode=require")).unwrap(),
+            Storage::Postgres("postgres://db/app?sslmode=require".into())
+        );
+    }
+
+    #[test]
     fn sqlite_and_memory_urls() {
         assert_eq!(parse(Some("sqlite::memory:")).unwrap(), Storage::SqliteMemory);
         assert_eq!(
@@ -132,7 +164,7 @@ mod tests {
 
     #[test]
     fn unknown_or_malformed_urls_are_refused_naming_the_variable() {
-        for url in ["postgres://localhost/db", "not a url", "mysql://", "sqlite://"] {
+        for url in ["oracle://localhost/db", "not a url", "mysql://", "postgres://", "postgresql:db", "sqlite://"] {
             let error = parse(Some(url)).unwrap_err().to_string();
             assert!(error.starts_with("DATABASE_URL"), "{url}: {error}");
         }
@@ -142,5 +174,8 @@ mod tests {
     fn descriptions_never_show_the_password() {
         let described = Storage::Mysql("mysql://root:secret@db:3306/app".into()).describe();
         assert_eq!(described, "MySQL at db:3306/app");
+        let described =
+            Storage::Postgres("postgres://ann:s3cr@t@db:5432/app?sslmode=require&password=other".into()).describe();
+        assert_eq!(described, "PostgreSQL at db:5432/app");
     }
 }

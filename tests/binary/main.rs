@@ -119,7 +119,7 @@ fn secret_key_is_accepted_as_the_originals_name_for_the_secret() {
 #[test]
 fn an_unsupported_database_url_stops_startup_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_to_exit(dir.path(), &[("DATABASE_URL", "postgres://localhost/db")]);
+    let output = run_to_exit(dir.path(), &[("DATABASE_URL", "oracle://localhost/db")]);
     assert!(!output.status.success());
     assert!(text(&output).contains("DATABASE_URL"), "{}", text(&output));
 }
@@ -217,9 +217,16 @@ async fn with_nothing_set_everything_survives_a_restart_in_parley_data() {
     second.stop();
 }
 
+/// The server a test's database lives on, by its admin URL.
+#[derive(Clone)]
+enum Server {
+    Mysql(String),
+    Postgres(String),
+}
+
 /// Drops the test's database however the test ends, passing or not.
 struct DropDatabase {
-    server: String,
+    server: Server,
     name: String,
 }
 
@@ -231,12 +238,41 @@ impl Drop for DropDatabase {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
-                let mut connection = sqlx::MySqlConnection::connect(&server).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut connection).await.ok()
+                match server {
+                    Server::Mysql(url) => {
+                        let mut connection = sqlx::MySqlConnection::connect(&url).await.ok()?;
+                        let statement = format!("DROP DATABASE IF EXISTS `{name}`");
+                        sqlx::query(&statement).execute(&mut connection).await.ok().map(|_| ())
+                    }
+                    Server::Postgres(url) => {
+                        // FORCE: PostgreSQL refuses to drop a database still connected to.
+                        let mut connection = sqlx::PgConnection::connect(&url).await.ok()?;
+                        let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        sqlx::query(&statement).execute(&mut connection).await.ok().map(|_| ())
+                    }
+                }
             })
         })
         .join();
     }
+}
+
+/// Two runs of the binary on the database at `url`, one after the other:
+/// what the first was told, the second remembers.
+async fn survives_a_restart(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", url),
+        ("JWT_SECRET", "a shared secret of thirty-two by"),
+        ("ARGON2_MEMORY_KIB", "64"),
+        ("ARGON2_ITERATIONS", "1"),
+    ];
+    let first = Running::start(dir.path(), &env);
+    let token = chat_once(&first.address).await;
+    first.stop();
+    let second = Running::start(dir.path(), &env);
+    remembered(&second.address, &token).await;
+    second.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,22 +288,28 @@ async fn on_mysql_everything_survives_a_restart() {
     };
     let name = format!("parley_restart_{}", std::process::id());
     sqlx::query(&format!("CREATE DATABASE `{name}`")).execute(&mut admin).await.unwrap();
-    let _cleanup = DropDatabase { server: server.clone(), name: name.clone() };
+    let _cleanup = DropDatabase { server: Server::Mysql(server.clone()), name: name.clone() };
     // The original app's own URL form.
     let url = format!("{}/{name}", server.replacen("mysql://", "mysql+mysqlconnector://", 1));
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("DATABASE_URL", url.as_str()),
-        ("JWT_SECRET", "a shared secret of thirty-two by"),
-        ("ARGON2_MEMORY_KIB", "64"),
-        ("ARGON2_ITERATIONS", "1"),
-    ];
-    let first = Running::start(dir.path(), &env);
-    let token = chat_once(&first.address).await;
-    first.stop();
-    let second = Running::start(dir.path(), &env);
-    remembered(&second.address, &token).await;
-    second.stop();
+    survives_a_restart(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_a_missing_database_is_created_and_everything_survives_a_restart() {
+    use sqlx::Connection;
+    let server =
+        std::env::var("PARLEY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    if let Err(error) = sqlx::PgConnection::connect(&server).await {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but no PostgreSQL at {server}: {error}");
+        }
+        return eprintln!("skipped: no PostgreSQL at {server} ({error})");
+    }
+    // Not created here: the binary creates it.
+    let name = format!("parley_restart_{}", std::process::id());
+    let _cleanup = DropDatabase { server: Server::Postgres(server.clone()), name: name.clone() };
+    let url = format!("{}/{name}", server.replacen("postgres://", "postgresql://", 1));
+    survives_a_restart(&url).await;
 }
 
 #[test]
