@@ -43,14 +43,28 @@ pub enum ChatLogError {
 pub trait ChatLog: Send + Sync {
     /// Stores events. Idempotent by event id: appending an event again (a retry)
     /// changes nothing, so a failed batch can always be sent again whole.
+    ///
+    /// # Errors
+    /// [`ChatLogError::Unavailable`] when the backing service cannot be
+    /// reached (the writer retries the batch until it can);
+    /// [`ChatLogError::Failed`] when it refuses the batch (the writer tries a
+    /// few times, then gives the batch up, naming its events in the log).
     async fn append(&self, events: &[ChatEvent]) -> Result<(), ChatLogError>;
 
     /// Messages (never joins or leaves) of the query's room containing any of
     /// its words, ignoring case, ordered as asked, paged by offset and limit.
+    ///
+    /// # Errors
+    /// [`ChatLogError::Unavailable`] when the backing service cannot be
+    /// reached; [`ChatLogError::Failed`] for anything else (a stored row that
+    /// cannot be read back, a query the backend refuses).
     async fn search(&self, query: &SearchQuery) -> Result<Vec<ChatEvent>, ChatLogError>;
 
     /// A room's events of every kind, newest first: the latest `limit`, or
     /// with `before`, the `limit` events just older than that id (a cursor).
+    ///
+    /// # Errors
+    /// As [`ChatLog::search`].
     async fn history(
         &self,
         room: &RoomName,
@@ -60,8 +74,14 @@ pub trait ChatLog: Send + Sync {
 
     /// A room's events newer than `after`, oldest first, at most `limit`: what
     /// a client that saw `after` has missed.
+    ///
+    /// # Errors
+    /// As [`ChatLog::search`].
     async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatLogError>;
 
     /// Whether the log answers now (for readiness checks).
+    ///
+    /// # Errors
+    /// [`ChatLogError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), ChatLogError>;
 }

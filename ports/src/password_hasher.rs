@@ -30,9 +30,16 @@ pub struct HashError(#[source] pub BoxError);
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// A salted hash of `password` in PHC string form.
+    ///
+    /// # Errors
+    /// [`HashError`] when the work could not be done (the hashing pool is
+    /// gone, memory for the hash could not be had): never for a password.
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
 
     /// Whether `password` matches `hash`. A hash this hasher cannot read is a
     /// `Mismatch`, not an error: a corrupt row must not become a 500.
+    ///
+    /// # Errors
+    /// [`HashError`] only when the work could not be done, as for [`PasswordHasher::hash`].
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<Verdict, HashError>;
 }
