@@ -8,6 +8,8 @@
 #   loadtest/compare.sh rooms-1000   # the scenarios whose name starts so
 #   SERVERS=node loadtest/compare.sh rooms-5000   # one server only
 #   loadtest/compare.sh cross                       # one room over one process, then over two on Redis
+#   PARLEY_BIN=../old/target/release/parley BENCH_OUT=target/bench-old SERVERS=parley loadtest/compare.sh rooms-1000
+#                                    # another build of Parley (before a change), its summaries kept apart
 #
 # Needs release builds (cargo build --release -p parley -p parley-loadtest)
 # and, for the peer, Node.js 20 with npm; the cross-process rows need a Redis
@@ -15,7 +17,8 @@
 # two processes'. Loopback only; nothing else runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=target/bench
+out=${BENCH_OUT:-target/bench}
+parley_bin=${PARLEY_BIN:-target/release/parley}
 mkdir -p "$out"
 peer_src=${NODE_PEER:-../shared/peers/node_ws}
 only=${1:-}
@@ -24,7 +27,7 @@ port=8123
 start_parley() {
     rm -rf "$out/parley-data"
     PARLEY_DATA_DIR="$out/parley-data" PARLEY_RATE=1000000 PARLEY_BURST=1000000 PORT=$port RUST_LOG=warn \
-        target/release/parley >"$out/server.log" 2>&1 &
+        "$parley_bin" >"$out/server.log" 2>&1 &
     echo $!
 }
 
@@ -36,7 +39,7 @@ start_parley2() {
     local redis=${REDIS_URL:-redis://127.0.0.1:6379} pids="" at
     for at in $port $((port + 1)); do
         REDIS_URL=$redis PARLEY_DATA_DIR="$out/parley-data" PARLEY_RATE=1000000 PARLEY_BURST=1000000 PORT=$at \
-            RUST_LOG=warn target/release/parley >"$out/server-$at.log" 2>&1 &
+            RUST_LOG=warn "$parley_bin" >"$out/server-$at.log" 2>&1 &
         pids="$pids$!,"
         for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$at/" && break; sleep 0.1; done
     done
