@@ -317,6 +317,16 @@ mod tests {
         })
     }
 
+    async fn rooms() -> Option<parley_ports::Rooms> {
+        let url = shared_nats()?;
+        let settings = NatsSettings::quick(&deployment("rooms"));
+        let broker = Arc::new(NatsBroker::connect(&url, settings.clone()).await.unwrap());
+        let presence = Arc::new(crate::NatsPresence::connect(&url, settings).await.unwrap());
+        Some(parley_ports::Rooms::shared(256, broker, Some(presence)))
+    }
+
+    parley_ports::rooms_contract!(optional rooms());
+
     #[tokio::test]
     async fn room_names_that_mean_something_to_nats_stay_apart() {
         let Some(url) = shared_nats() else { return };

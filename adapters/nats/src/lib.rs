@@ -5,8 +5,12 @@
 //!   while the room has members there ([`relay`]) and publishes its own
 //!   events in order, each batch confirmed by a round trip ([`publisher`]);
 //!   whether events cross is probed and told to the hub ([`link`]).
+//! - [`NatsPresence`]: the `Presence` port in a JetStream key-value bucket —
+//!   each process's members in keys of its own, alive while its heartbeat
+//!   is recent by the server's clock; a dead process's members are claimed
+//!   once, by one survivor ([`presence`]).
 //!
-//! It takes [`NatsSettings`]: the deployment's name and the timings
+//! Both take [`NatsSettings`]: the deployment's name and the timings
 //! (shorter in tests, never by `cfg!(test)`).
 //!
 //! Room names are chosen by clients and may hold anything NATS gives a
@@ -18,6 +22,7 @@
 
 mod broker;
 mod link;
+mod presence;
 mod publisher;
 mod relay;
 #[cfg(any(test, feature = "testing"))]
@@ -27,6 +32,7 @@ pub mod testing;
 use std::time::Duration;
 
 pub use broker::NatsBroker;
+pub use presence::NatsPresence;
 
 /// How Parley uses a NATS server: names and timings.
 #[derive(Debug, Clone)]

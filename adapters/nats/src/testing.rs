@@ -21,11 +21,39 @@ pub fn shared_nats() -> Option<String> {
         .ok()
         .is_some_and(|at| std::net::TcpStream::connect_timeout(&at, Duration::from_secs(2)).is_ok());
     if reachable {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep(&url));
         return Some(url);
     }
     assert!(!ci(), "CI=true but the NATS test server at {url} is unreachable");
     eprintln!("skipped: no NATS test server at {url}; set PARLEY_TEST_NATS_URL");
     None
+}
+
+/// Deletes the presence buckets of earlier test runs, idle for ten minutes
+/// (a live one is written every heartbeat): each test makes a bucket of its
+/// own, and a server keeps its streams. Best effort, once per test binary.
+fn sweep(url: &str) {
+    use futures_util::TryStreamExt;
+    let url = url.to_owned();
+    let swept = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async {
+            let client = async_nats::connect(url).await.ok()?;
+            let jetstream = async_nats::jetstream::new(client);
+            let names: Vec<String> = jetstream.stream_names().try_collect().await.ok()?;
+            for name in names.into_iter().filter(|name| name.starts_with("KV_parley-test-")) {
+                let Ok(mut stream) = jetstream.get_stream(&name).await else { continue };
+                let Ok(info) = stream.info().await else { continue };
+                let idle = time::OffsetDateTime::now_utc() - info.state.last_timestamp;
+                if idle > time::Duration::minutes(10) {
+                    let _ = jetstream.delete_stream(&name).await;
+                }
+            }
+            Some(())
+        })
+    });
+    let _ = swept.join();
 }
 
 /// A deployment name no other test uses: subjects and a bucket of its own.
