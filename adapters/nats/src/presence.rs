@@ -190,9 +190,10 @@ impl Presence for NatsPresence {
         let dead: Vec<(String, Vec<RoomList>)> = {
             let mut view = self.mirror.view();
             let now = now.max(view.newest);
-            // Forgotten by the server (max_age) long since: nothing to claim.
+            // Forgotten by the server (max_age) long since, silently: the
+            // mirror forgets them too.
             let forgotten = self.settings.expiry + self.settings.grace;
-            view.processes.retain(|_, p| p.alive.is_some_and(|at| now - at < forgotten) || !p.rooms.is_empty());
+            view.processes.retain(|_, p| p.alive.is_none_or(|at| now - at < forgotten));
             view.processes
                 .iter()
                 .filter(|(o, p)| **o != self.origin && p.alive.is_some() && !p.alive_at(now, self.settings.expiry))
@@ -386,8 +387,9 @@ impl Default for Mirror {
 }
 
 impl Mirror {
-    fn view(&self) -> View {
-        self.view.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The view, locked: read it without waiting on anything.
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Watches the whole bucket (the newest value of each key, then every
@@ -397,7 +399,7 @@ impl Mirror {
         loop {
             match store.watch_with_history(">").await {
                 Ok(mut entries) => {
-                    *self.view.lock().unwrap_or_else(PoisonError::into_inner) = View::default();
+                    *self.view() = View::default();
                     self.reached.send_replace(0);
                     loop {
                         let entry = tokio::select! {
@@ -408,9 +410,7 @@ impl Mirror {
                             Some(Ok(entry)) => {
                                 backoff = Duration::from_millis(50);
                                 let put = entry.operation == kv::Operation::Put;
-                                let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-                                view.apply(&entry.key, &entry.value, entry.created, put);
-                                drop(view);
+                                self.view().apply(&entry.key, &entry.value, entry.created, put);
                                 self.reached.send_replace(entry.revision);
                             }
                             Some(Err(error)) => {
