@@ -51,8 +51,8 @@ pub struct Config {
     pub redis_url: Option<String>,
 
     /// NATS instead of Redis, so that rooms span every Parley process pointed
-    /// at it (`nats://[user:password@]host:4222`, or `tls://`; presence needs
-    /// JetStream); unset: rooms live in this process. Not with REDIS_URL.
+    /// at it (`nats://[user:password@]host:4222`; presence needs JetStream);
+    /// unset: rooms live in this process. Not with REDIS_URL.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
 

@@ -76,8 +76,8 @@ struct Unstarted {
 }
 
 impl NatsBroker {
-    /// Connects to NATS at `url` (`nats://`, or `tls://` verified against
-    /// the system's roots), subscribed to the control subject.
+    /// Connects to NATS at `url` (`nats://host:4222`), subscribed to the
+    /// control subject.
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`] if NATS cannot be reached now.
