@@ -8,20 +8,22 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use parley_auth::{Argon2Hasher, JwtIssuer};
 use parley_memory::SystemClock;
+use parley_nats::{NatsBroker, NatsPresence, NatsSettings};
 use parley_ports::domain::EventIds;
-use parley_ports::{Accounts, Chat, ChatLogWriter, ChatRecorder, Clock, Rooms};
+use parley_ports::{Accounts, Broker, Chat, ChatLogWriter, ChatRecorder, Clock, Presence, Rooms};
 use parley_redis::{RedisBroker, RedisPresence, RedisSettings};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Across, Config};
 use crate::storage::Storage;
 
 /// How long a client may take to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often rooms are told of members whose process died (with
-/// `REDIS_URL`; one process alone has no such members). Redis's presence
-/// expires a dead process within 8 s, so its members' `left` events come
-/// within about 10 s.
+/// `REDIS_URL` or `NATS_URL`; one process alone has no such members).
+/// Presence expires a dead process within 8 s (10 s on NATS, whose
+/// heartbeats are compared a heartbeat late), so its members' `left`
+/// events come within about 12 s.
 const DEPARTURES_EVERY: Duration = Duration::from_secs(2);
 /// How long WebSocket connections get to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -43,6 +45,8 @@ impl App {
         // workspace builds): Redis over TLS then panicked. Ring is what every
         // TLS client here is built with; a provider installed already stays.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Before anything is waited for: a contradiction is said at once.
+        let across = config.across().map_err(anyhow::Error::msg)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
         let (users, database_log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
@@ -80,13 +84,26 @@ impl App {
         let accounts = Arc::new(Accounts::new(users, hasher, tokens, Arc::clone(&clock)));
 
         let queue = config.member_queue as usize;
-        let rooms = match config.redis_url.as_deref() {
-            None => Rooms::local(queue),
-            Some(url) => {
-                let wait = Duration::from_secs(config.db_wait_seconds);
-                let (broker, presence) = connect_redis(url, wait).await?;
-                tracing::info!("rooms span every Parley process on the same Redis (REDIS_URL)");
-                Rooms::shared(queue, Arc::new(broker), Some(Arc::new(presence)))
+        let wait = Duration::from_secs(config.db_wait_seconds);
+        let rooms = match across {
+            Across::Alone => Rooms::local(queue),
+            Across::Redis(url) => {
+                let (broker, presence) = connect_across("Redis", "REDIS_URL", wait, async || {
+                    let settings = RedisSettings::new("parley");
+                    let broker = RedisBroker::connect(url, settings.clone()).await?;
+                    Ok((Arc::new(broker) as _, Arc::new(RedisPresence::connect(url, settings).await?) as _))
+                })
+                .await?;
+                Rooms::shared(queue, broker, Some(presence))
+            }
+            Across::Nats(url) => {
+                let (broker, presence) = connect_across("NATS", "NATS_URL", wait, async || {
+                    let settings = NatsSettings::new("parley");
+                    let broker = NatsBroker::connect(url, settings.clone()).await?;
+                    Ok((Arc::new(broker) as _, Arc::new(NatsPresence::connect(url, settings).await?) as _))
+                })
+                .await?;
+                Rooms::shared(queue, broker, Some(presence))
             }
         };
         let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize);
@@ -207,26 +224,32 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Connects the broker and presence on Redis, retrying for `wait` as for
-/// the database (compose may start Redis after Parley), then failing clearly.
-async fn connect_redis(url: &str, wait: Duration) -> anyhow::Result<(RedisBroker, RedisPresence)> {
+/// A broker and a presence, connected.
+type Connected = (Arc<dyn Broker>, Arc<dyn Presence>);
+
+/// Connects the broker and presence on `what` (set by `var`), retrying for
+/// `wait` as for the database (compose may start it after Parley), then
+/// failing clearly.
+async fn connect_across(
+    what: &str,
+    var: &str,
+    wait: Duration,
+    connect: impl AsyncFn() -> Result<Connected, parley_ports::BoxError>,
+) -> anyhow::Result<Connected> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(250);
-    let settings = RedisSettings::new("parley");
     loop {
-        let connected = async {
-            let broker = RedisBroker::connect(url, settings.clone()).await?;
-            let presence = RedisPresence::connect(url, settings.clone()).await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((broker, presence))
-        };
-        match connected.await {
-            Ok(connected) => return Ok(connected),
+        match connect().await {
+            Ok(connected) => {
+                tracing::info!("rooms span every Parley process on the same {what} ({var})");
+                return Ok(connected);
+            }
             Err(error) if tokio::time::Instant::now() + pause < deadline => {
-                tracing::warn!(%error, "Redis (REDIS_URL) is not reachable yet; retrying");
+                tracing::warn!(%error, "{what} ({var}) is not reachable yet; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-            Err(error) => anyhow::bail!("Redis at REDIS_URL is unreachable: {error}"),
+            Err(error) => anyhow::bail!("{what} at {var} is unreachable: {error}"),
         }
     }
 }

@@ -51,6 +51,12 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// NATS instead of Redis, so that rooms span every Parley process pointed
+    /// at it (`nats://[user:password@]host:4222`; presence needs JetStream);
+    /// unset: rooms live in this process. Not with REDIS_URL.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+
     /// An Elasticsearch API key (base64), instead of a user and password in the URL.
     #[arg(long, env = "ELASTIC_API_KEY", hide_env_values = true)]
     pub elastic_api_key: Option<String>,
@@ -134,6 +140,15 @@ pub struct Config {
     pub log_queue: u32,
 }
 
+/// What rooms span processes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Across<'a> {
+    /// Nothing: rooms live in this process.
+    Alone,
+    Redis(&'a str),
+    Nats(&'a str),
+}
+
 impl Config {
     /// Reads `.env` (if present; it never overrides the real environment),
     /// then flags and environment.
@@ -152,8 +167,24 @@ impl Config {
         }
         config.elastic_url = config.elastic_url.filter(|s| !s.is_empty());
         config.redis_url = config.redis_url.filter(|s| !s.is_empty());
+        config.nats_url = config.nats_url.filter(|s| !s.is_empty());
         config.elastic_api_key = config.elastic_api_key.filter(|s| !s.is_empty());
         config
+    }
+
+    /// What rooms span processes through: at most one of REDIS_URL and NATS_URL.
+    ///
+    /// # Errors
+    /// When both are set, naming both.
+    pub fn across(&self) -> Result<Across<'_>, &'static str> {
+        match (self.redis_url.as_deref(), self.nats_url.as_deref()) {
+            (None, None) => Ok(Across::Alone),
+            (Some(url), None) => Ok(Across::Redis(url)),
+            (None, Some(url)) => Ok(Across::Nats(url)),
+            (Some(_), Some(_)) => {
+                Err("REDIS_URL and NATS_URL are both set: rooms span processes through one of them; unset the other")
+            }
+        }
     }
 
     pub fn token_lifetime(&self) -> Duration {
@@ -192,6 +223,15 @@ mod tests {
             parse(&["--port", "9001", "--jwt-algorithm", "hs512", "--access-token-expire-minutes", "5"]).unwrap();
         assert_eq!((config.port, config.jwt_algorithm), (9001, JwtAlgorithm::HS512));
         assert_eq!(config.token_lifetime(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn rooms_span_processes_through_redis_or_nats_not_both() {
+        assert_eq!(parse(&[]).unwrap().across(), Ok(Across::Alone));
+        assert_eq!(parse(&["--nats-url", "nats://n:4222"]).unwrap().across(), Ok(Across::Nats("nats://n:4222")));
+        assert_eq!(parse(&["--redis-url", "redis://r"]).unwrap().across(), Ok(Across::Redis("redis://r")));
+        let both = parse(&["--redis-url", "redis://r", "--nats-url", "nats://n"]).unwrap().across().unwrap_err();
+        assert!(both.contains("REDIS_URL") && both.contains("NATS_URL"), "{both}");
     }
 
     #[test]

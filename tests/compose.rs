@@ -1,14 +1,19 @@
-//! compose.yaml, checked without a Docker engine: it parses, names the
-//! services and images the README promises, gives each a health check that
-//! gates Parley's start, and sets only variables the binary reads.
+//! compose.yaml, and compose.nats.yaml laid over it, checked without a
+//! Docker engine: they parse, name the services and images the README
+//! promises, give each a health check that gates Parley's start, and set
+//! only variables the binary reads.
 
 use std::collections::BTreeSet;
 
 use serde_norway::Value;
 
 fn compose() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml")).unwrap();
-    serde_norway::from_str(&text).expect("compose.yaml is YAML")
+    read("compose.yaml")
+}
+
+fn read(file: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{file} is not YAML: {e}"))
 }
 
 /// The environment variables `parley --help` lists, plus `RUST_LOG` and the
@@ -84,4 +89,31 @@ fn the_image_runs_as_a_non_root_user_from_a_small_base() {
     assert!(stages[1].contains("slim"), "{}", stages[1]);
     assert!(dockerfile.lines().any(|l| l.trim() == "USER parley"));
     assert!(dockerfile.contains("cargo build --release --locked"));
+}
+
+#[test]
+fn the_nats_variant_moves_both_parleys_from_redis_to_a_health_checked_nats_with_jetstream() {
+    let over = read("compose.nats.yaml");
+    let services = over["services"].as_mapping().unwrap();
+    let names: BTreeSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["parley", "parley-2", "nats"]), "only what changes");
+    let nats = &over["services"]["nats"];
+    assert!(nats["image"].as_str().unwrap().starts_with("nats:2.9"), "the series CI runs");
+    let command: Vec<&str> = nats["command"].as_sequence().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(command.contains(&"-js"), "presence needs JetStream: {command:?}");
+    assert!(nats["healthcheck"]["test"].is_sequence());
+    assert!(nats["volumes"].is_sequence(), "JetStream keeps its store across restarts");
+    assert_eq!(over["services"]["parley"]["depends_on"]["nats"]["condition"], "service_healthy");
+    let known = variables_the_binary_reads();
+    // parley-2 takes parley's settings in compose.yaml itself (a YAML merge
+    // there): the override names it too, or it would stay on Redis.
+    for service in ["parley", "parley-2"] {
+        let environment = over["services"][service]["environment"].as_mapping().unwrap();
+        for name in environment.keys().map(|k| k.as_str().unwrap()) {
+            assert!(known.contains(name), "compose.nats.yaml sets {name}, which parley does not read");
+        }
+        assert_eq!(environment[&Value::from("NATS_URL")], "nats://nats:4222", "{service}");
+        assert_eq!(environment[&Value::from("REDIS_URL")], "", "{service}: empty is unset, or startup refuses both");
+    }
+    assert!(compose()["services"]["parley"]["environment"]["REDIS_URL"].is_string(), "what it overrides");
 }

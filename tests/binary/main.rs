@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod across;
+mod nats;
 mod redis;
 
 /// Variables a developer's shell might hold that would change what is tested.
@@ -21,6 +23,7 @@ const CONFIG_VARS: &[&str] = &[
     "ELASTIC_INDEX",
     "ELASTIC_TIMEOUT_SECONDS",
     "REDIS_URL",
+    "NATS_URL",
     "JWT_SECRET",
     "SECRET_KEY",
     "JWT_ALGORITHM",
@@ -122,6 +125,17 @@ fn an_unsupported_database_url_stops_startup_naming_the_variable() {
     let output = run_to_exit(dir.path(), &[("DATABASE_URL", "oracle://localhost/db")]);
     assert!(!output.status.success());
     assert!(text(&output).contains("DATABASE_URL"), "{}", text(&output));
+}
+
+#[test]
+fn redis_and_nats_both_set_stop_startup_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    // Neither needs to answer: the settings are refused first.
+    let env = [("REDIS_URL", "redis://127.0.0.1:1"), ("NATS_URL", "nats://127.0.0.1:1"), ("DATABASE_URL", "memory://")];
+    let output = run_to_exit(dir.path(), &env);
+    assert!(!output.status.success());
+    let said = text(&output);
+    assert!(said.contains("REDIS_URL and NATS_URL are both set"), "{said}");
 }
 
 #[test]

@@ -1,339 +1,49 @@
-//! Several `parley` processes on one Redis: rooms, presence and resume
-//! across them, and what happens when Redis goes away and comes back.
-
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+//! Several `parley` processes on one Redis: the scenarios every broker
+//! passes (`across.rs`), and Redis's own — over TLS.
 
 use parley_redis::testing::{OwnRedis, shared_redis as test_redis};
 
-use super::{Running, run_to_exit, text};
+use super::across::{self, Pair, Server, join, next_message, room, say, token};
+use super::{run_to_exit, text};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Two processes on one Redis and one database (as a deployment shares its
-/// accounts), each in a directory of its own.
-struct Pair {
-    a: Running,
-    b: Running,
-    _dirs: [tempfile::TempDir; 3],
-}
-
-/// A test that fails leaves no process behind.
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for child in [&mut self.a.child, &mut self.b.child] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl Server for OwnRedis {
+    fn url(&self) -> String {
+        OwnRedis::url(self)
     }
-}
-
-impl Pair {
-    fn start(redis: &str) -> Self {
-        Self::start_with(redis, &[])
+    fn down(&mut self) {
+        OwnRedis::down(self);
     }
-
-    fn start_with(redis: &str, more: &[(&str, &str)]) -> Self {
-        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let database = format!("sqlite://{}", dirs[2].path().join("parley.db").display());
-        let mut env = vec![
-            ("REDIS_URL", redis),
-            ("DATABASE_URL", database.as_str()),
-            ("JWT_SECRET", "a3f1c2d4e5b6a7980123456789abcdef0123456789abcdef0123456789abcdef"),
-            ("ARGON2_MEMORY_KIB", "64"),
-            ("ARGON2_ITERATIONS", "1"),
-        ];
-        env.extend_from_slice(more);
-        // One after the other: the first creates the database.
-        let a = Running::start(dirs[0].path(), &env);
-        let b = Running::start(dirs[1].path(), &env);
-        Self { a, b, _dirs: dirs }
+    fn up(&mut self) {
+        OwnRedis::up(self);
     }
-}
-
-/// A room name no other test (or earlier run) uses.
-fn room(what: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{what}{}x{nanos}", std::process::id())
-}
-
-fn ws(running: &Running) -> String {
-    running.address.replacen("http://", "ws://", 1)
-}
-
-/// Registers `name` and returns an access token.
-async fn token(address: &str, name: &str) -> String {
-    let client = reqwest::Client::new();
-    let user = json!({"email": format!("{name}@example.com"), "username": name, "password": "correct horse"});
-    let registered = client.post(format!("{address}/api/v1/auth/register")).json(&user).send().await.unwrap();
-    assert_eq!(registered.status(), 201);
-    let login = [("username", name), ("password", "correct horse")];
-    let reply: Value =
-        client.post(format!("{address}/api/v1/auth/login")).form(&login).send().await.unwrap().json().await.unwrap();
-    reply["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Joins on the JSON protocol; returns the socket and the `presence` frame's members.
-async fn join(running: &Running, room: &str, token: &str, since: Option<&str>) -> (Socket, Vec<String>, Value) {
-    let since = since.map(|id| format!("&since={id}")).unwrap_or_default();
-    let url = format!("{}/ws/rooms/{room}?token={token}{since}", ws(running));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let presence = next_of(&mut socket, "presence").await;
-    let members = presence["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
-    let history = next_of(&mut socket, "history").await;
-    (socket, members, history)
-}
-
-/// The next JSON frame of type `kind`, skipping others; within 15 s.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
-    frames_until(socket, kind).await.pop().expect("the frame waited for")
-}
-
-/// Every JSON frame up to and including the next of type `kind`; within 15 s.
-async fn frames_until(socket: &mut Socket, kind: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let mut frames = Vec::new();
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next()).await;
-        let frame = frame.unwrap_or_else(|_| panic!("a {kind} frame within 15 s"));
-        let Some(Ok(Message::Text(text))) = frame else { panic!("the connection ended waiting for {kind}: {frame:?}") };
-        let value: Value = serde_json::from_str(&text).unwrap();
-        let found = value["type"] == kind;
-        frames.push(value);
-        if found {
-            return frames;
-        }
+    fn signal(&self, signal: &str) {
+        OwnRedis::signal(self, signal);
     }
-}
-
-/// The next `message` event's text and sender.
-async fn next_message(socket: &mut Socket) -> (String, String) {
-    let event = next_of(socket, "message").await;
-    (event["user"].as_str().unwrap().to_owned(), event["text"].as_str().unwrap().to_owned())
-}
-
-/// The texts of the messages in a `history` frame, oldest first.
-fn messages_in(history: &Value) -> Vec<&str> {
-    let events = history["events"].as_array().unwrap();
-    events.iter().filter(|e| e["type"] == "message").map(|e| e["text"].as_str().unwrap()).collect()
-}
-
-async fn say(socket: &mut Socket, text: &str) {
-    socket.send(Message::Text(json!({"type": "send", "text": text}).to_string().into())).await.unwrap();
-}
-
-/// The next text frame of the original protocol that is a message.
-async fn next_line(socket: &mut Socket) -> String {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), socket.next()).await.expect("a frame within 15 s");
-        let Some(Ok(Message::Text(text))) = frame else { panic!("the connection ended: {frame:?}") };
-        if !text.starts_with('🔵') && !text.starts_with('🔴') {
-            return text.to_string();
-        }
-    }
-}
-
-async fn members_over_rest(running: &Running, room: &str) -> Vec<String> {
-    let url = format!("{}/api/v1/rooms/{room}/members", running.address);
-    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    body["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_room_spans_two_processes_on_both_protocols_and_a_killed_ones_members_leave() {
     let Some(redis) = test_redis() else { return };
-    let mut pair = Pair::start(&redis);
-    let room = room("across");
-    let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
-    let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
-    let (mut bob, members, _) = join(&pair.b, &room, &bob_token, None).await;
-    assert_eq!(members, ["ann", "bob"], "presence on B lists ann, connected to A");
-    let (mut carl, _) = tokio_tungstenite::connect_async(format!("{}/ws/chat/{room}/carl", ws(&pair.b))).await.unwrap();
-    assert_eq!(next_of(&mut ann, "joined").await["user"], "ann");
-    assert_eq!(next_of(&mut ann, "joined").await["user"], "bob", "A hears B's joins");
-    assert_eq!(next_of(&mut ann, "joined").await["user"], "carl");
-
-    for n in 1..=5 {
-        say(&mut ann, &format!("from A {n}")).await;
-    }
-    for n in 1..=3 {
-        carl.send(Message::Text(format!("from B {n}").into())).await.unwrap();
-    }
-    let mut heard_by_bob = Vec::new();
-    while heard_by_bob.len() < 8 {
-        heard_by_bob.push(next_message(&mut bob).await);
-    }
-    let from = |who: &str, heard: &[(String, String)]| -> Vec<String> {
-        heard.iter().filter(|(user, _)| user == who).map(|(_, text)| text.clone()).collect()
-    };
-    let a_said: Vec<String> = (1..=5).map(|n| format!("from A {n}")).collect();
-    let b_said: Vec<String> = (1..=3).map(|n| format!("from B {n}")).collect();
-    assert_eq!(from("ann", &heard_by_bob), a_said, "bob (B, JSON) hears A once each, in order");
-    assert_eq!(from("carl", &heard_by_bob), b_said);
-    let mut heard_by_ann = Vec::new();
-    while heard_by_ann.len() < 8 {
-        heard_by_ann.push(next_message(&mut ann).await);
-    }
-    assert_eq!(from("ann", &heard_by_ann), a_said);
-    assert_eq!(from("carl", &heard_by_ann), b_said, "ann (A, JSON) hears B's original protocol");
-    let mut heard_by_carl = Vec::new();
-    while heard_by_carl.len() < 8 {
-        heard_by_carl.push(next_line(&mut carl).await);
-    }
-    let carl_from_ann: Vec<String> = heard_by_carl.into_iter().filter(|line| line.starts_with("ann: ")).collect();
-    let a_said_as_lines: Vec<String> = a_said.iter().map(|t| format!("ann: {t}")).collect();
-    assert_eq!(carl_from_ann, a_said_as_lines, "carl (B, original protocol) hears A once each, in order");
-
-    assert_eq!(members_over_rest(&pair.a, &room).await, ["ann", "bob", "carl"]);
-    // B dies without a word: its members leave A's presence by expiry.
-    pair.b.child.kill().unwrap();
-    pair.b.child.wait().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut members = members_over_rest(&pair.a, &room).await;
-    while members != ["ann"] && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        members = members_over_rest(&pair.a, &room).await;
-    }
-    assert_eq!(members, ["ann"], "bob and carl left with B");
-    let mut told = Vec::new();
-    for _ in 0..2 {
-        told.push(next_of(&mut ann, "left").await["user"].as_str().unwrap().to_owned());
-    }
-    told.sort();
-    assert_eq!(told, ["bob", "carl"], "A's members are told who left with B");
-    let (_dave, members, _) = join(&pair.a, &room, &token(&pair.a.address, "dave").await, None).await;
-    assert_eq!(members, ["ann", "dave"]);
+    across::a_room_spans_two_processes_on_both_protocols_and_a_killed_ones_members_leave("REDIS_URL", &redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_resumes_on_the_other_process_with_nothing_missed() {
     let Some(redis) = test_redis() else { return };
-    let pair = Pair::start(&redis);
-    let room = room("resume");
-    let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
-    let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
-    let (mut bob, _, _) = join(&pair.b, &room, &bob_token, None).await;
-    say(&mut ann, "seen by bob").await;
-    let seen = next_of(&mut bob, "message").await;
-    bob.close(None).await.unwrap();
-    for n in 1..=3 {
-        say(&mut ann, &format!("missed {n}")).await;
-    }
-    // Bob comes back through the load balancer, to A this time.
-    let last = seen["id"].as_str().unwrap();
-    let (_bob, _, history) = join(&pair.a, &room, &bob_token, Some(last)).await;
-    assert_eq!(history["complete"], true, "{history}");
-    assert_eq!(messages_in(&history), ["missed 1", "missed 2", "missed 3"]);
-
-    // And to B, where nobody is in the room now: the shared chat log has it.
-    ann.close(None).await.unwrap();
-    let history_url = format!("{}/api/v1/rooms/{room}/history", pair.b.address);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let logged: Value = reqwest::get(&history_url).await.unwrap().json().await.unwrap();
-        if logged.as_array().unwrap().iter().any(|e| e["message"] == "missed 3")
-            || tokio::time::Instant::now() > deadline
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (_bob, _, history) = join(&pair.b, &room, &bob_token, Some(last)).await;
-    assert_eq!(history["complete"], true, "{history}");
-    assert_eq!(messages_in(&history), ["missed 1", "missed 2", "missed 3"]);
-}
-
-async fn ready(running: &Running) -> u16 {
-    reqwest::get(format!("{}/readyz", running.address)).await.unwrap().status().as_u16()
+    across::a_member_resumes_on_the_other_process_with_nothing_missed("REDIS_URL", &redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_redis_is_down_rooms_work_within_each_process_and_across_once_it_is_back() {
     let Some(mut redis) = OwnRedis::start() else { return };
-    let pair = Pair::start(&redis.url());
-    let room = room("outage");
-    let mut tokens = Vec::new();
-    for name in ["ann", "bob", "cyd"] {
-        tokens.push(token(&pair.a.address, name).await);
-    }
-    let (mut ann, _, _) = join(&pair.a, &room, &tokens[0], None).await;
-    let (mut cyd, _, _) = join(&pair.a, &room, &tokens[2], None).await;
-    let (mut bob, _, _) = join(&pair.b, &room, &tokens[1], None).await;
-    say(&mut ann, "before").await;
-    assert_eq!(next_message(&mut bob).await, ("ann".into(), "before".into()));
-
-    redis.down();
-    for member in [&mut ann, &mut cyd, &mut bob] {
-        assert_eq!(next_of(member, "error").await["code"], "degraded", "every member is told, unprompted");
-    }
-    assert_eq!(ready(&pair.a).await, 503, "/readyz says Redis is down");
-    for n in 1..=3 {
-        say(&mut ann, &format!("during {n}")).await;
-    }
-    for n in 1..=3 {
-        assert_eq!(next_message(&mut cyd).await, ("ann".into(), format!("during {n}")), "local delivery goes on");
-    }
-
-    redis.up();
-    for member in [&mut ann, &mut cyd, &mut bob] {
-        next_of(member, "restored").await;
-    }
-    assert_eq!(ready(&pair.a).await, 200);
-    say(&mut ann, "after").await;
-    say(&mut bob, "back").await;
-    // What A said during the outage may still reach B, retried, in order; "after" does.
-    let mut heard = Vec::new();
-    loop {
-        let (user, text) = next_message(&mut bob).await;
-        if user == "ann" {
-            heard.push(text.clone());
-            if text == "after" {
-                break;
-            }
-        }
-    }
-    let retried = &heard[..heard.len() - 1];
-    assert!(
-        retried.windows(2).all(|pair| pair[0] < pair[1]) && retried.iter().all(|text| text.starts_with("during ")),
-        "in order, once each: {heard:?}"
-    );
-    let mut from_bob = Vec::new();
-    while from_bob.is_empty() {
-        let (user, text) = next_message(&mut ann).await;
-        if user == "bob" {
-            from_bob.push(text);
-        }
-    }
-    assert_eq!(from_bob, ["back"], "cross-process delivery resumed both ways without a restart");
+    across::while_the_broker_is_down_rooms_work_within_each_process_and_across_once_it_is_back("REDIS_URL", &mut redis)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_redis_is_noticed_and_delivery_resumes_when_it_answers_again() {
     let Some(redis) = OwnRedis::start() else { return };
-    let pair = Pair::start(&redis.url());
-    let room = room("stall");
-    let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
-    let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
-    let (mut bob, members, _) = join(&pair.b, &room, &bob_token, None).await;
-    assert_eq!(members, ["ann", "bob"]);
-    // Nothing is refused and no connection drops: only the relay's own
-    // pings can tell that events no longer cross.
-    redis.signal("-STOP");
-    assert_eq!(next_of(&mut ann, "error").await["code"], "degraded");
-    assert_eq!(next_of(&mut bob, "error").await["code"], "degraded");
-    redis.signal("-CONT");
-    next_of(&mut ann, "restored").await;
-    next_of(&mut bob, "restored").await;
-    say(&mut bob, "still here").await;
-    let frames = frames_until(&mut ann, "message").await;
-    assert!(frames.iter().all(|frame| frame["type"] != "left"), "nobody was told bob left: {frames:?}");
-    assert_eq!(frames.last().unwrap()["text"], "still here");
-    assert_eq!(members_over_rest(&pair.a, &room).await, ["ann", "bob"]);
+    across::a_stalled_broker_is_noticed_and_delivery_resumes_when_it_answers_again("REDIS_URL", &redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,7 +59,7 @@ async fn over_tls_rooms_span_processes_once_redis_certificate_is_trusted() {
     assert!(text(&output).contains("Redis at REDIS_URL is unreachable"), "{}", text(&output));
 
     let ca = redis.ca_certificate();
-    let pair = Pair::start_with(&redis.url(), &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let pair = Pair::start_with("REDIS_URL", &redis.url(), &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
     let room = room("tls");
     let (ann_token, bob_token) = (token(&pair.a.address, "ann").await, token(&pair.a.address, "bob").await);
     let (mut ann, _, _) = join(&pair.a, &room, &ann_token, None).await;
@@ -361,14 +71,5 @@ async fn over_tls_rooms_span_processes_once_redis_certificate_is_trusted() {
 
 #[test]
 fn an_unreachable_redis_is_retried_for_a_while_then_startup_fails_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let env = [("REDIS_URL", url.as_str()), ("DATABASE_URL", "memory://"), ("PARLEY_DB_WAIT_SECONDS", "2")];
-    let output = run_to_exit(dir.path(), &env);
-    assert!(!output.status.success());
-    let said = text(&output);
-    assert!(said.contains("retrying"), "it retried: {said}");
-    assert!(said.contains("Redis at REDIS_URL is unreachable"), "{said}");
+    across::an_unreachable_broker_is_retried_for_a_while_then_startup_fails_clearly("REDIS_URL", "redis", "Redis");
 }
