@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_nats::Client;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use parley_ports::envelope::{Body, seal};
+use parley_ports::envelope::{Contents, seal};
 use parley_ports::{Control, Published};
 use tokio::sync::{Notify, mpsc};
 
@@ -76,12 +76,12 @@ impl Publisher {
                             Outgoing::Event(event) => {
                                 events += 1;
                                 let event = event.event();
-                                let bytes = seal(&self.subjects.origin, events, &Body::Event(event.clone()));
+                                let bytes = seal(&self.subjects.origin, events, Contents::Event(event));
                                 (self.subjects.room(&event.room), bytes)
                             }
                             Outgoing::Control(control) => {
                                 controls += 1;
-                                (self.subjects.control(), seal(&self.subjects.origin, controls, &Body::Control(control)))
+                                (self.subjects.control(), seal(&self.subjects.origin, controls, Contents::Control(&control)))
                             }
                         };
                         if let Err(error) = self.client.publish(subject, bytes.into()).await {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parley_ports::envelope::{Body, seal};
+use parley_ports::envelope::{Contents, seal};
 use parley_ports::{Control, Published};
 use redis::aio::ConnectionManager;
 use std::time::Instant;
@@ -74,11 +74,11 @@ impl Publisher {
                         events += 1;
                         let event = event.event();
                         let channel = self.channels.room(&event.room);
-                        Sealed { channel, bytes: seal(&self.channels.origin, events, &Body::Event(event.clone())) }
+                        Sealed { channel, bytes: seal(&self.channels.origin, events, Contents::Event(event)) }
                     }
                     Outgoing::Control(control) => {
                         controls += 1;
-                        let bytes = seal(&self.channels.origin, controls, &Body::Control(control));
+                        let bytes = seal(&self.channels.origin, controls, Contents::Control(&control));
                         Sealed { channel: self.channels.control(), bytes }
                     }
                 })

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::broker::{Broker, Control, Incoming};
 use crate::delivery::{Notice, Published};
 use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
-use crate::envelope::{Body, seal};
+use crate::envelope::{Contents, seal};
 
 /// How long a rule waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -232,7 +232,7 @@ pub async fn events_reach_only_processes_relaying_their_room(backend: &dyn Broke
 pub async fn a_retried_publish_is_delivered_once(backend: &dyn BrokerBackend) {
     let b = process(backend).await;
     b.relay("lobby").await;
-    let sealed = |seq: u64, n: u128| seal("a-process-that-retries", seq, &Body::Event(chat_event("lobby", n)));
+    let sealed = |seq: u64, n: u128| seal("a-process-that-retries", seq, Contents::Event(&chat_event("lobby", n)));
     backend.send_raw(&room("lobby"), sealed(1, 1)).await;
     backend.send_raw(&room("lobby"), sealed(1, 1)).await;
     backend.send_raw(&room("lobby"), b"not an envelope".to_vec()).await;
