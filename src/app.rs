@@ -14,7 +14,7 @@ use parley_ports::{Accounts, Broker, Chat, ChatLogWriter, ChatRecorder, Clock, P
 use parley_redis::{RedisBroker, RedisPresence, RedisSettings};
 use tokio::net::TcpListener;
 
-use crate::config::{Across, Config};
+use crate::config::{Across, Config, Limits};
 use crate::storage::Storage;
 
 /// How long a client may take to send a request body.
@@ -47,6 +47,9 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Before anything is waited for: a contradiction is said at once.
         let across = config.across().map_err(anyhow::Error::msg)?;
+        if config.limits == Limits::Off {
+            tracing::warn!("PARLEY_LIMITS=off: no per-client limit applies; never run so on the internet");
+        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let storage = Storage::from_url(config.database_url.as_deref(), &config.data_dir)?;
         let (users, database_log) = storage.open(Duration::from_secs(config.db_wait_seconds)).await?;
@@ -136,9 +139,10 @@ impl App {
         let rooms = parley_ws::WsRooms::new(Arc::clone(&self.chat), Arc::clone(&self.accounts), self.ws);
         let upgrade = {
             let rooms = Arc::clone(&rooms);
-            Arc::new(move |request| {
+            Arc::new(move |request, client| {
                 let rooms = Arc::clone(&rooms);
-                Box::pin(rooms.handle(request)) as std::pin::Pin<Box<dyn Future<Output = parley_http::Reply> + Send>>
+                Box::pin(rooms.handle(request, client))
+                    as std::pin::Pin<Box<dyn Future<Output = parley_http::Reply> + Send>>
             })
         };
         let api = parley_http::Api {

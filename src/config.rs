@@ -135,9 +135,21 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = parley_ports::hub::DEFAULT_QUEUE as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,
 
+    /// `off` lifts every per-client limit (rates and caps per connection, per
+    /// address and per user) for test rigs; never on a server facing the internet.
+    #[arg(long, env = "PARLEY_LIMITS", default_value = "on")]
+    pub limits: Limits,
+
     /// Chat events waiting for the chat log before new ones go unlogged.
     #[arg(long, env = "PARLEY_LOG_QUEUE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
     pub log_queue: u32,
+}
+
+/// Whether per-client limits apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Limits {
+    On,
+    Off,
 }
 
 /// What rooms span processes through.

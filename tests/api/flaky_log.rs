@@ -65,7 +65,8 @@ async fn a_log_that_fails_for_a_while_delays_nothing_and_loses_nothing() {
     let tokens = Arc::new(JwtIssuer::new(b"secret", JwtAlgorithm::HS256, Duration::from_secs(60), clock.clone()));
     let accounts = Arc::new(Accounts::new(Arc::new(MemoryUserStore::default()), hasher, tokens, clock));
     let rooms = parley_ws::WsRooms::new(Arc::clone(&chat), Arc::clone(&accounts), parley_ws::WsConfig::default());
-    let upgrade: parley_http::Upgrader = Arc::new(move |request| Box::pin(Arc::clone(&rooms).handle(request)));
+    let upgrade: parley_http::Upgrader =
+        Arc::new(move |request, client| Box::pin(Arc::clone(&rooms).handle(request, client)));
     let api = parley_http::Api {
         accounts,
         chat: Arc::clone(&chat),

@@ -7,7 +7,9 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, StatusCode};
-use parley_ports::domain::{Email, EventId, FullName, NewUser, Password, RoomName, SearchText, UserPatch, Username};
+use parley_ports::domain::{
+    ClientAddress, Email, EventId, FullName, NewUser, Password, RoomName, SearchText, UserPatch, Username,
+};
 use parley_ports::{Accounts, Caller, Chat, SearchOrder, SearchQuery, UserQuery};
 use serde::Serialize;
 
@@ -22,8 +24,9 @@ const DEFAULT_SEARCH_LIMIT: u64 = 10;
 const DEFAULT_HISTORY_LIMIT: u64 = 50;
 
 /// Answers a request for a `/ws/...` path (the WebSocket adapter, wired in
-/// by the binary: adapters do not depend on each other).
-pub type Upgrader = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+/// by the binary: adapters do not depend on each other), with the client it came from.
+pub type Upgrader =
+    Arc<dyn Fn(Request<Incoming>, ClientAddress) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
 /// What the handlers need: the services, and the limits on client input.
 pub struct Api {

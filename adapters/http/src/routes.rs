@@ -3,6 +3,7 @@
 
 use hyper::body::Incoming;
 use hyper::{Method, Request};
+use parley_ports::domain::ClientAddress;
 
 use crate::api::{Api, Handled};
 use crate::docs::Docs;
@@ -96,11 +97,11 @@ impl Routes {
         Self { router, docs: Docs::new() }
     }
 
-    pub async fn dispatch(&self, api: &Api, request: Request<Incoming>) -> Handled {
+    pub async fn dispatch(&self, api: &Api, request: Request<Incoming>, client: ClientAddress) -> Handled {
         if request.uri().path().starts_with("/ws/")
             && let Some(upgrade) = &api.websockets
         {
-            return Ok(upgrade(request).await);
+            return Ok(upgrade(request, client).await);
         }
         let (route, param) = match self.router.at(request.uri().path()) {
             Ok(found) => (*found.value, found.params.iter().next().map(|(_, value)| value.to_owned())),

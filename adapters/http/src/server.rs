@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use parley_ports::domain::ClientAddress;
 use tokio::net::TcpListener;
 
 use crate::api::Api;
@@ -107,7 +108,11 @@ impl Http {
         let origin = request.headers().get(ORIGIN).cloned();
         let mut reply = match self.cors.preflight(&method, request.headers()) {
             Some(reply) => reply,
-            None => self.routes.dispatch(&self.api, request).await.unwrap_or_else(|error| error.into_reply()),
+            None => self
+                .routes
+                .dispatch(&self.api, request, ClientAddress::new(peer.ip()))
+                .await
+                .unwrap_or_else(|error| error.into_reply()),
         };
         self.cors.decorate(origin.as_ref(), &mut reply);
         reply.headers_mut().insert(REQUEST_ID.clone(), id.clone());

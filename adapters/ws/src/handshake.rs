@@ -13,7 +13,7 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use parley_ports::AccountError;
-use parley_ports::domain::DisplayName;
+use parley_ports::domain::{ClientAddress, DisplayName};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -60,7 +60,7 @@ fn account_refusal(error: AccountError) -> Reply {
     }
 }
 
-pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>) -> Reply {
+pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _client: ClientAddress) -> Reply {
     let endpoint = match Endpoint::parse(request.uri().path()) {
         Ok(endpoint) => endpoint,
         Err(BadEndpoint::NotFound) => return detail(StatusCode::NOT_FOUND, "Not Found"),

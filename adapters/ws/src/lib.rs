@@ -28,6 +28,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use parley_ports::domain::ClientAddress;
 use parley_ports::{Accounts, Chat};
 use tokio::sync::{Semaphore, watch};
 
@@ -83,9 +84,9 @@ impl WsRooms {
         Arc::new(Self { chat, accounts, config, slots, shutdown: watch::Sender::new(false) })
     }
 
-    /// Answers a request for a `/ws/...` path: the 101 upgrade, or a JSON error.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        handshake::upgrade(self, request).await
+    /// Answers a request for a `/ws/...` path from `client`: the 101 upgrade, or a JSON error.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, client: ClientAddress) -> Response<Full<Bytes>> {
+        handshake::upgrade(self, request, client).await
     }
 
     /// Closes every connection with 1001 and waits (up to `grace`) until each

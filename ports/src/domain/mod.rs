@@ -4,12 +4,14 @@
 //! Knows nothing of storage, wire formats or transports.
 
 mod chat;
+mod client;
 mod event_id;
 mod invalid;
 mod text;
 mod user;
 
 pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, RoomName, SearchText};
+pub use client::ClientAddress;
 pub use event_id::{EventId, EventIds};
 pub use invalid::{Invalid, Rule};
 pub use user::{Email, FullName, NewUser, Password, PasswordHash, User, UserId, UserPatch, Username};
