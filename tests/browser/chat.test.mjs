@@ -57,7 +57,8 @@ async function watchedPage() {
   page.on("pageerror", (error) => problems.push(error.message));
   page.on("requestfailed", (request) => problems.push(`failed: ${request.url()}`));
   page.on("request", (request) => { if (!request.url().startsWith(base.replace("http", "ws")) && !request.url().startsWith(base) && !request.url().startsWith(`blob:${base}`)) problems.push(`external: ${request.url()}`); });
-  page.on("console", (message) => { if (message.type() === "error") problems.push(`console: ${message.text()}`); });
+  // Chromium asks every page for /favicon.ico, which Parley does not have.
+  page.on("console", (message) => { if (message.type() === "error" && !message.location().url.endsWith("/favicon.ico")) problems.push(`console: ${message.text()} (${message.location().url})`); });
   await page.addInitScript(() => document.addEventListener("securitypolicyviolation", (event) => {
     console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
   }));
