@@ -12,7 +12,7 @@ use parley_auth::{HashCost, JwtAlgorithm};
 
 /// Parley: a real-time chat server — accounts over REST, rooms over WebSocket,
 /// searchable history. Every flag can also be set through the environment
-/// variable named beside it, or in a `.env` file.
+/// variable named beside it, or in a `.env` file in the working directory.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "parley", version, about, long_about = None)]
 pub struct Config {
@@ -29,11 +29,11 @@ pub struct Config {
     /// exit), `mysql://USER:PASSWORD@HOST/DB` (also `mariadb://`, and the
     /// original's `mysql+mysqlconnector://` and `mysql+pymysql://`), or
     /// `postgres://USER:PASSWORD@HOST/DB` (also `postgresql://`).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// How long startup waits for an unreachable database, retrying with
-    /// backoff, before it gives up.
+    /// How long startup waits for an unreachable database (and Redis or
+    /// NATS), retrying with backoff, before it gives up.
     #[arg(long, env = "PARLEY_DB_WAIT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub db_wait_seconds: u64,
 
@@ -43,7 +43,7 @@ pub struct Config {
 
     /// Elasticsearch for the chat log and search (`http(s)://[user:password@]host:9200`);
     /// unset: the chat log lives in the database.
-    #[arg(long, env = "ELASTIC_URL")]
+    #[arg(long, env = "ELASTIC_URL", hide_env_values = true)]
     pub elastic_url: Option<String>,
 
     /// Redis, so that rooms span every Parley process pointed at it
@@ -69,8 +69,9 @@ pub struct Config {
     #[arg(long, env = "ELASTIC_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub elastic_timeout_seconds: u64,
 
-    /// Secret that signs access tokens (`SECRET_KEY` is read too). Unset: a
-    /// random one, so tokens do not survive a restart.
+    /// Secret that signs access tokens (`SECRET_KEY` is read too). Unset: one
+    /// generated once and kept in the data directory (`jwt-secret`), so tokens
+    /// survive a restart; with `memory://` or `sqlite::memory:`, a random one per run.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -127,7 +128,8 @@ pub struct Config {
     #[arg(long, env = "PARLEY_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: u32,
 
-    /// Seconds between WebSocket pings; two without a pong close the connection.
+    /// Seconds between WebSocket pings; a connection that sends nothing (not
+    /// even a pong) from one ping to the next is closed.
     #[arg(long, env = "PARLEY_PING_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_seconds: u64,
 
@@ -162,10 +164,12 @@ pub enum Across<'a> {
 }
 
 impl Config {
-    /// Reads `.env` (if present; it never overrides the real environment),
-    /// then flags and environment.
+    /// Reads `.env` from the working directory (if present; it never
+    /// overrides the real environment), then flags and environment.
     pub fn load() -> Self {
-        if let Err(error) = dotenvy::dotenv()
+        // Not `dotenvy::dotenv()`: it walks up the parent directories, so a
+        // stray `.env` anywhere above would configure the server.
+        if let Err(error) = dotenvy::from_path(".env")
             && !error.not_found()
         {
             // Logging is not set up yet: configuration decides how it is.

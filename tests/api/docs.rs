@@ -61,3 +61,35 @@ async fn docs_and_redoc_load_only_assets_this_server_serves() {
     }
     assert_eq!(app.get("/docs/no-such-file.js", None).await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_pages_forbid_framing_and_every_source_they_do_not_use() {
+    let app = spawn_app().await;
+    for page in ["/chat", "/docs", "/redoc"] {
+        let response = app.get(page, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.starts_with("default-src 'none';"), "{page}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("base-uri 'none'"), "{page}: {policy}");
+        let scripts = policy.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+        assert!(scripts.contains("'sha256-"), "{page}: its inline script is allowed by hash: {policy}");
+        assert!(!scripts.contains("unsafe") && !scripts.contains("http"), "{page}: {policy}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{page}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{page}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{page}");
+    }
+    let redoc = app.get("/redoc/redoc.standalone.js", None).await.text().await.unwrap();
+    assert!(!redoc.contains("cdn.redoc.ly"), "ReDoc's badge would load its logo from Redocly's CDN");
+}
+
+#[tokio::test]
+async fn every_response_is_sent_without_sniffing_or_referrers() {
+    let app = spawn_app().await;
+    for path in ["/", "/openapi.json", "/nowhere", "/api/v1/users/me", "/docs/swagger-ui.css"] {
+        let response = app.get(path, None).await;
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer", "{path}");
+        assert!(response.headers().get("content-security-policy").is_none(), "{path}: only pages have one");
+    }
+}

@@ -70,11 +70,14 @@ impl ChatLog for Down {
 }
 
 async fn spawn_with_storage_down() -> (String, reqwest::Client) {
+    spawn_with(Arc::new(Down), Arc::new(Down)).await
+}
+
+async fn spawn_with(users: Arc<dyn UserStore>, log: Arc<dyn ChatLog>) -> (String, reqwest::Client) {
     let clock = Arc::new(SystemClock);
     let hasher = Arc::new(Argon2Hasher::new(HashCost::FAST_INSECURE, 2).unwrap());
     let tokens = Arc::new(JwtIssuer::new(b"secret", JwtAlgorithm::HS256, Duration::from_secs(60), clock.clone()));
-    let accounts = Arc::new(Accounts::new(Arc::new(Down), hasher, tokens, clock.clone()));
-    let log: Arc<dyn ChatLog> = Arc::new(Down);
+    let accounts = Arc::new(Accounts::new(users, hasher, tokens, clock.clone()));
     let (recorder, _writer) = ChatRecorder::new(log.clone(), clock.clone(), 16);
     let chat = Arc::new(Chat::new(Rooms::local(DEFAULT_QUEUE), log, recorder, clock, EventIds::new(1)));
     let api = parley_http::Api {
@@ -115,7 +118,41 @@ async fn with_storage_down_requests_get_503_with_retry_after_and_readyz_says_wha
     let ready = body(ready).await;
     assert_eq!(ready["status"], "unavailable");
     assert_eq!(ready["checks"]["fanout"], "ok");
-    assert!(ready["checks"]["user_store"].as_str().unwrap().contains("unavailable"));
-    assert!(ready["checks"]["chat_log"].as_str().unwrap().contains("unavailable"));
+    assert_eq!(ready["checks"]["user_store"], "unavailable", "not the backend's own words: {ready}");
+    assert_eq!(ready["checks"]["chat_log"], "unavailable", "not the backend's own words: {ready}");
     assert_eq!(body(client.get(format!("{address}/healthz")).send().await.unwrap()).await, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn readyz_tells_why_an_adapter_is_down_to_an_administrator_only() {
+    let (address, client) = spawn_with(Arc::new(parley_memory::MemoryUserStore::default()), Arc::new(Down)).await;
+    let mut tokens = Vec::new();
+    for name in ["boss", "ann"] {
+        let registered = client.post(format!("{address}/api/v1/auth/register")).json(&new_user(name)).send().await;
+        assert_eq!(registered.unwrap().status(), StatusCode::CREATED, "the first registered is the administrator");
+        let login = [("username", name), ("password", PASSWORD)];
+        let login = client.post(format!("{address}/api/v1/auth/login")).form(&login).send().await.unwrap();
+        tokens.push(body(login).await["access_token"].as_str().unwrap().to_owned());
+    }
+    let readyz = |token: Option<&str>| {
+        let request = client.get(format!("{address}/readyz"));
+        let request = if let Some(token) = token { request.bearer_auth(token) } else { request };
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            body(response).await
+        }
+    };
+    for caller in [None, Some(tokens[1].as_str()), Some("not.a.token")] {
+        let ready = readyz(caller).await;
+        assert_eq!(
+            ready["checks"],
+            json!({"user_store": "ok", "fanout": "ok", "chat_log": "unavailable"}),
+            "{caller:?}"
+        );
+    }
+    let ready = readyz(Some(&tokens[0])).await;
+    assert_eq!(ready["checks"]["user_store"], "ok");
+    let why = ready["checks"]["chat_log"].as_str().unwrap();
+    assert!(why.contains("connection refused"), "the administrator reads the cause: {ready}");
 }

@@ -2,7 +2,7 @@
 //! bodies, CORS, request ids, health.
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, ORIGIN};
+use reqwest::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, ORIGIN, VARY};
 use serde_json::json;
 
 use crate::helpers::{assert_detail, body, spawn_app, spawn_app_with};
@@ -81,6 +81,34 @@ async fn cors_preflights_are_answered_for_allowed_origins_only() {
     assert_eq!(simple.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "http://localhost:3000");
     let other = app.client.get(app.url("/")).header(ORIGIN, "http://evil.example").send().await.unwrap();
     assert!(other.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}
+
+#[tokio::test]
+async fn cors_answers_say_what_a_cache_must_key_them_by() {
+    let app = spawn_app().await;
+    for origin in ["http://localhost:3000", "http://evil.example"] {
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/users/me"))
+            .header(ORIGIN, origin)
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        let vary: Vec<_> = preflight.headers().get_all(VARY).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(vary, ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"], "{origin}");
+    }
+    // The allowed origin is echoed: answers with it, without it, and to no
+    // origin at all differ by Origin, so each says so.
+    for origin in [Some("http://localhost:3000"), Some("http://evil.example"), None] {
+        let mut request = app.client.get(app.url("/"));
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        let response = request.send().await.unwrap();
+        let vary: Vec<_> = response.headers().get_all(VARY).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(vary, ["Origin"], "{origin:?}");
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 mod across;
 mod nats;
 mod redis;
+mod settings;
 
 /// Variables a developer's shell might hold that would change what is tested.
 const CONFIG_VARS: &[&str] = &[

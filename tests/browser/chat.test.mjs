@@ -49,12 +49,24 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function signIn(name, room) {
+// A new page whose script errors, failed or external requests and
+// Content-Security-Policy violations are collected in `problems`.
+async function watchedPage() {
   const page = await (await browser.newContext()).newPage();
   const problems = [];
   page.on("pageerror", (error) => problems.push(error.message));
   page.on("requestfailed", (request) => problems.push(`failed: ${request.url()}`));
-  page.on("request", (request) => { if (!request.url().startsWith(base.replace("http", "ws")) && !request.url().startsWith(base)) problems.push(`external: ${request.url()}`); });
+  page.on("request", (request) => { if (!request.url().startsWith(base.replace("http", "ws")) && !request.url().startsWith(base) && !request.url().startsWith(`blob:${base}`)) problems.push(`external: ${request.url()}`); });
+  // Chromium asks every page for /favicon.ico, which Parley does not have.
+  page.on("console", (message) => { if (message.type() === "error" && !message.location().url.endsWith("/favicon.ico")) problems.push(`console: ${message.text()} (${message.location().url})`); });
+  await page.addInitScript(() => document.addEventListener("securitypolicyviolation", (event) => {
+    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
+  }));
+  return { page, problems };
+}
+
+async function signIn(name, room) {
+  const { page, problems } = await watchedPage();
   await page.goto(`${base}/chat`);
   await page.fill("#login-username", name);
   await page.fill("#login-password", "correct horse");
@@ -92,7 +104,7 @@ test("two signed-in users and a guest in one room see each other", async () => {
   assert.deepEqual(await names(bob.page), ["ann", "bob"]);
 
   // A guest uses the original protocol, and gets the history over REST.
-  const guest = await (await browser.newContext()).newPage();
+  const { page: guest, problems: guestProblems } = await watchedPage();
   await guest.goto(`${base}/chat`);
   await guest.fill("#guest-name", "visitor");
   await guest.fill("#room", "lobby");
@@ -112,7 +124,7 @@ test("two signed-in users and a guest in one room see each other", async () => {
   await waitForLine(ann.page, "🔴 bob left the room.");
   await ann.page.waitForFunction(() => document.querySelectorAll("#members li").length === 2);
   assert.deepEqual(await names(ann.page), ["ann", "visitor"]);
-  assert.deepEqual([...ann.problems, ...bob.problems], [], "no script errors, failed or external requests");
+  assert.deepEqual([...ann.problems, ...bob.problems, ...guestProblems], [], "no script errors, failed or external requests, no CSP violation");
 });
 
 test("a member with two tabs stays listed when one of them leaves", async () => {
@@ -125,5 +137,27 @@ test("a member with two tabs stays listed when one of them leaves", async () => 
   // Counting alone would now hide bob; the page checks with the server.
   await ann.page.waitForFunction(() => [...document.querySelectorAll("#members li")].some((li) => li.textContent === "bob"), null, { timeout: 5000 });
   assert.deepEqual(await names(ann.page), ["ann", "bob"]);
-  assert.deepEqual([...ann.problems, ...first.problems, ...second.problems], [], "no script errors, failed or external requests");
+  assert.deepEqual([...ann.problems, ...first.problems, ...second.problems], [], "no script errors, failed or external requests, no CSP violation");
+});
+
+test("the chat page and the API documentation work under their Content-Security-Policy", async () => {
+  for (const [path, rendered] of [
+    ["/chat", () => document.getElementById("join") !== null],
+    ["/docs", () => [...document.querySelectorAll(".swagger-ui .opblock-summary-path")].some((op) => op.textContent.includes("/api/v1/users/me"))],
+    ["/redoc", () => [...document.querySelectorAll("h2")].some((h) => h.textContent.includes("The caller"))],
+  ]) {
+    const { page, problems } = await watchedPage();
+    const response = await page.goto(`${base}${path}`);
+    assert.match(response.headers()["content-security-policy"], /default-src 'none'/, path);
+    await page.waitForFunction(rendered, null, { timeout: 15000 });
+    if (path === "/docs") {
+      // "Try it out" calls the API from the page: connect-src must allow it.
+      await page.click(".opblock-summary-path[data-path='/healthz']");
+      await page.click(".opblock.is-open .try-out__btn");
+      await page.click(".opblock.is-open .execute");
+      await page.waitForFunction(() => document.querySelector(".live-responses-table .response .response-col_status")?.textContent.trim() === "200", null, { timeout: 10000 });
+    }
+    assert.deepEqual(problems, [], `${path}: no script errors, failed or external requests, no CSP violation`);
+    await page.context().close();
+  }
 });

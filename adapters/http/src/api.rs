@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -52,18 +53,32 @@ impl Api {
         Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
     }
 
-    /// 200 when every wired adapter answers, else 503 naming what does not.
-    pub async fn readyz(&self) -> Handled {
+    /// 200 when every wired adapter answers, else 503 naming which does not.
+    /// Why it does not (backend error text: hostnames, users, SQL) goes to the
+    /// log, and to an administrator's bearer token; anyone else reads
+    /// `unavailable`. An administrator is recognised through the user store,
+    /// so while that is down they too read only the log.
+    pub async fn readyz(&self, request: &Request<Incoming>, seen: &Readiness) -> Handled {
         let (users, fanout, log) = tokio::join!(self.accounts.ping(), self.chat.ping_fanout(), self.chat.ping_log());
         let checks = [
             ("user_store", users.err().map(|e| e.to_string())),
             ("fanout", fanout.err().map(|e| e.to_string())),
             ("chat_log", log.err().map(|e| e.to_string())),
         ];
+        seen.note(&checks);
         let ready = checks.iter().all(|(_, problem)| problem.is_none());
+        // Only asked when there is something to hide: a probe of a ready server costs no lookup.
+        let detailed = !ready && self.caller(request).await.is_ok_and(|caller| caller.user().is_admin);
         let checks: serde_json::Map<String, serde_json::Value> = checks
             .into_iter()
-            .map(|(name, problem)| (name.to_owned(), problem.unwrap_or_else(|| "ok".to_owned()).into()))
+            .map(|(name, problem)| {
+                let said = match problem {
+                    None => "ok".to_owned(),
+                    Some(problem) if detailed => problem,
+                    Some(_) => "unavailable".to_owned(),
+                };
+                (name.to_owned(), said.into())
+            })
             .collect();
         let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         Ok(json(
@@ -255,6 +270,39 @@ impl Api {
             .filter(|token| !token.is_empty())
             .ok_or(ApiError::NotAuthenticated)?;
         Ok(self.accounts.authenticate(token).await?)
+    }
+}
+
+/// What `/readyz` saw last: which adapters were down. A change is logged once
+/// (at warn with each cause, at info when all answer again), so a probe
+/// polling every second does not repeat it.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// One bit per check, in `readyz`'s order.
+    down: AtomicU8,
+}
+
+impl Readiness {
+    fn note(&self, checks: &[(&str, Option<String>)]) {
+        let down = checks.iter().enumerate().fold(
+            0u8,
+            |bits, (at, (_, problem))| {
+                if problem.is_some() { bits | 1 << at } else { bits }
+            },
+        );
+        let before = self.down.swap(down, Ordering::Relaxed);
+        if down == before {
+            return;
+        }
+        if down == 0 {
+            tracing::info!("ready: every adapter answers again");
+            return;
+        }
+        for (name, problem) in checks {
+            if let Some(problem) = problem {
+                tracing::warn!(adapter = name, %problem, "not ready");
+            }
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use hyper::{Method, StatusCode};
 use crate::reply::{Reply, bytes};
 
 const METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
+/// What a preflight answer is made of: a cache must not hand it to another
+/// origin, or to a preflight asking for another method or other headers.
+const PREFLIGHT_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
 
 pub struct Cors {
     origins: Vec<String>,
@@ -34,16 +37,21 @@ impl Cors {
         if method != Method::OPTIONS || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
             return None;
         }
-        if !origin.to_str().is_ok_and(|o| self.allows(o)) {
-            return Some(bytes(StatusCode::BAD_REQUEST, "text/plain", "Disallowed CORS origin".into()));
-        }
-        let mut reply = bytes(StatusCode::OK, "text/plain", "OK".into());
+        let allowed = origin.to_str().is_ok_and(|o| self.allows(o));
+        let mut reply = if allowed {
+            bytes(StatusCode::OK, "text/plain", "OK".into())
+        } else {
+            bytes(StatusCode::BAD_REQUEST, "text/plain", "Disallowed CORS origin".into())
+        };
         let out = reply.headers_mut();
+        out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
+        if !allowed {
+            return Some(reply);
+        }
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
         out.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
         out.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        out.insert(VARY, HeaderValue::from_static("Origin"));
         if let Some(requested) = headers.get(ACCESS_CONTROL_REQUEST_HEADERS) {
             out.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
         }
@@ -51,13 +59,20 @@ impl Cors {
     }
 
     /// Adds the CORS headers to an ordinary response for an allowed origin.
+    ///
+    /// Every answer says it varies by `Origin`, not only those naming one: the
+    /// allowed origin is echoed, so a cache keeping an answer made without it
+    /// (or for another origin) would otherwise serve it to a page it fails.
     pub fn decorate(&self, origin: Option<&HeaderValue>, reply: &mut Reply) {
+        let out = reply.headers_mut();
+        // A preflight's answer names `Origin` already.
+        if !out.get_all(VARY).iter().any(|v| v.as_bytes().starts_with(b"Origin")) {
+            out.append(VARY, HeaderValue::from_static("Origin"));
+        }
         let Some(origin) = origin.filter(|o| o.to_str().is_ok_and(|o| self.allows(o))) else {
             return;
         };
-        let out = reply.headers_mut();
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-        out.append(VARY, HeaderValue::from_static("Origin"));
     }
 }

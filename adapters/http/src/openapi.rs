@@ -325,7 +325,11 @@ fn schemas() -> Value {
             "required": ["status", "checks"],
             "properties": {
                 "status": { "type": "string", "enum": ["ready", "unavailable"] },
-                "checks": { "type": "object", "additionalProperties": { "type": "string" } }
+                "checks": {
+                    "type": "object",
+                    "description": "Per adapter: `ok`, or `unavailable`; with an administrator's bearer token, why",
+                    "additionalProperties": { "type": "string" }
+                }
             }
         },
         "HTTPError": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },

@@ -1,8 +1,9 @@
-//! Building responses: JSON bodies and the shared body type.
+//! Building responses: JSON bodies and the shared body type, and the headers
+//! every response carries.
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
@@ -21,8 +22,8 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Reply {
 }
 
 pub fn bytes(status: StatusCode, content_type: &'static str, body: Bytes) -> Reply {
-    let mut reply = Response::new(Full::new(body));
-    *reply.status_mut() = status;
+    let mut reply = empty(status);
+    *reply.body_mut() = Full::new(body);
     reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
 }
@@ -30,5 +31,13 @@ pub fn bytes(status: StatusCode, content_type: &'static str, body: Bytes) -> Rep
 pub fn empty(status: StatusCode) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::new()));
     *reply.status_mut() = status;
+    let headers = reply.headers_mut();
+    // Two static values, no allocation: a browser never guesses a type other
+    // than the one stated (a JSON body holding markup stays JSON), and no page
+    // or link here tells a third party where it was followed from (helmet's
+    // choice too; nothing here reads `Referer`, and CORS and WebSocket
+    // requests still carry their `Origin`).
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     reply
 }

@@ -5,7 +5,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 use parley_ports::domain::ClientAddress;
 
-use crate::api::{Api, Handled};
+use crate::api::{Api, Handled, Readiness};
 use crate::docs::Docs;
 use crate::error::ApiError;
 
@@ -83,6 +83,7 @@ const TABLE: [(&str, Route); 21] = [
 pub struct Routes {
     router: matchit::Router<Route>,
     docs: Docs,
+    readiness: Readiness,
 }
 
 impl Routes {
@@ -94,7 +95,7 @@ impl Routes {
                 panic!("route table: {path}: {error}");
             }
         }
-        Self { router, docs: Docs::new() }
+        Self { router, docs: Docs::new(), readiness: Readiness::default() }
     }
 
     pub async fn dispatch(&self, api: &Api, request: Request<Incoming>, client: ClientAddress) -> Handled {
@@ -111,7 +112,7 @@ impl Routes {
         match (route, request.method().clone()) {
             (Route::Root, Method::GET) => api.welcome().await,
             (Route::Healthz, Method::GET) => api.healthz().await,
-            (Route::Readyz, Method::GET) => api.readyz().await,
+            (Route::Readyz, Method::GET) => api.readyz(&request, &self.readiness).await,
             (Route::Register, Method::POST) => api.register(request).await,
             (Route::Login, Method::POST) => api.login(request).await,
             (Route::Users, Method::GET) => api.list_users(&request).await,
