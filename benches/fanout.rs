@@ -21,6 +21,7 @@ fn event(n: u128) -> ChatEvent {
         id: EventId::from_u128(n),
         room: RoomName::parse("bench").unwrap(),
         user: DisplayName::parse("publisher").unwrap(),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse("a message of typical chat length, about sixty bytes").unwrap(),
         timestamp: time::OffsetDateTime::UNIX_EPOCH,

@@ -18,6 +18,7 @@ fn event(n: u128) -> ChatEvent {
         id: EventId::from_u128(n),
         room: RoomName::parse("bench").expect("a room name"),
         user: DisplayName::parse("publisher").expect("a display name"),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse("a message of typical chat length, about sixty bytes").expect("a message"),
         timestamp: time::OffsetDateTime::UNIX_EPOCH,

@@ -300,7 +300,7 @@ mod tests {
 
         let room = parley_ports::domain::RoomName::parse("general").unwrap();
         let name = parley_ports::domain::DisplayName::parse("ann").unwrap();
-        let (member, mut subscription) = app.chat.join(room.clone(), name).await.unwrap();
+        let (member, mut subscription) = app.chat.join(room.clone(), name, false).await.unwrap();
         app.chat.post(&member, parley_ports::domain::MessageText::parse("hello").unwrap()).await.unwrap();
         assert_eq!(subscription.next().await.unwrap().event().kind, parley_ports::domain::EventKind::Joined);
         assert_eq!(subscription.next().await.unwrap().event().text.as_str(), "hello");

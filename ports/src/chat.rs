@@ -62,6 +62,7 @@ impl From<ChatLogError> for ChatError {
 pub struct Member {
     room: RoomName,
     user: DisplayName,
+    guest: bool,
     joined: EventId,
 }
 
@@ -71,6 +72,10 @@ impl Member {
     }
     pub fn user(&self) -> &DisplayName {
         &self.user
+    }
+    /// Whether the member never proved its name (see [`ChatEvent::guest`]).
+    pub fn guest(&self) -> bool {
+        self.guest
     }
     /// The id of this member's join notice: everything the member sees live
     /// came at or after it, so history for the member ends before it.
@@ -130,14 +135,21 @@ impl Chat {
     }
 
     /// Joins `user` to `room`: subscribes first, so the newcomer's own join
-    /// notice is the first event it receives, then tells the room.
+    /// notice is the first event it receives, then tells the room. `guest`:
+    /// the connection did not authenticate as `user`; every event of the
+    /// member says so.
     ///
     /// # Errors
     /// [`ChatError::Unavailable`] if the join notice cannot be sent to other
     /// processes (the member is in the room here: drop the subscription).
-    pub async fn join(&self, room: RoomName, user: DisplayName) -> Result<(Member, Subscription), ChatError> {
+    pub async fn join(
+        &self,
+        room: RoomName,
+        user: DisplayName,
+        guest: bool,
+    ) -> Result<(Member, Subscription), ChatError> {
         let subscription = self.rooms.join(&room, &user).await;
-        let mut member = Member { room, user, joined: EventId::from_u128(0) };
+        let mut member = Member { room, user, guest, joined: EventId::from_u128(0) };
         member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
     }
@@ -181,7 +193,9 @@ impl Chat {
     pub async fn announce_departures(&self) -> Result<usize, ChatError> {
         let departed = self.rooms.departed().await?;
         for (room, user) in &departed {
-            let member = Member { room: room.clone(), user: user.clone(), joined: EventId::from_u128(0) };
+            // Presence keeps names only: a departed guest's leave reads as a
+            // registered member's.
+            let member = Member { room: room.clone(), user: user.clone(), guest: false, joined: EventId::from_u128(0) };
             self.tell_room(&member, EventKind::Left, MessageText::default()).await?;
         }
         Ok(departed.len())
@@ -295,6 +309,7 @@ impl Chat {
             id: self.ids.next(timestamp),
             room: member.room.clone(),
             user: member.user.clone(),
+            guest: member.guest,
             kind,
             text,
             timestamp,

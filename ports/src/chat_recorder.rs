@@ -151,6 +151,7 @@ mod tests {
             id: EventId::from_u128(n),
             room: RoomName::parse("r").unwrap(),
             user: DisplayName::parse("u").unwrap(),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse(format!("m{n}")).unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00 UTC),

@@ -23,6 +23,7 @@ fn said(id: u128) -> ChatEvent {
         id: EventId::from_u128(id),
         room: room(),
         user: DisplayName::parse("bob").unwrap(),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse(format!("said {id}")).unwrap(),
         timestamp: datetime!(2026-11-26 11:00:00 UTC),
@@ -88,7 +89,7 @@ impl Doubles {
         let since = since.map(EventId::from_u128);
         let (greeted, _) = self
             .run(|chat| async move {
-                let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+                let (member, mut subscription) = chat.join(room(), ann(), false).await.unwrap();
                 (chat.welcome(&member, &mut subscription, since, history).await, member)
             })
             .await;
@@ -132,7 +133,7 @@ impl Doubles {
 async fn joining_subscribes_before_telling_the_room_and_logs_the_join() {
     let (joined, logged) = Doubles::new()
         .run(|chat| async move {
-            let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+            let (member, mut subscription) = chat.join(room(), ann(), false).await.unwrap();
             (member, subscription.try_next().unwrap().map(|p| p.event().clone()))
         })
         .await;
@@ -148,7 +149,7 @@ async fn joining_subscribes_before_telling_the_room_and_logs_the_join() {
 async fn a_post_is_stamped_with_an_id_the_millisecond_and_its_author_then_fanned_out_and_logged() {
     let (posted, logged) = Doubles::new()
         .run(|chat| async move {
-            let (member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            let (member, _subscription) = chat.join(room(), ann(), false).await.unwrap();
             let first = chat.post(&member, MessageText::parse("hello").unwrap()).await.unwrap();
             let second = chat.post(&member, MessageText::parse("again").unwrap()).await.unwrap();
             (first, second)
@@ -176,7 +177,7 @@ async fn a_post_the_broker_could_not_carry_still_reaches_the_room_here_and_is_lo
     d.broker().expect_unrelayed().return_const(1u64);
     let (posted, logged) = d
         .run(|chat| async move {
-            let (member, mut subscription) = chat.join(room(), ann()).await.unwrap();
+            let (member, mut subscription) = chat.join(room(), ann(), false).await.unwrap();
             let posted = chat.post(&member, MessageText::parse("here").unwrap()).await.map(drop);
             let heard: Vec<String> = std::iter::from_fn(|| subscription.try_next().unwrap())
                 .map(|p| p.event().text.as_str().to_owned())
@@ -195,7 +196,7 @@ async fn a_post_the_broker_could_not_carry_still_reaches_the_room_here_and_is_lo
 async fn leaving_tells_the_room_and_logs_the_leave() {
     let (left, logged) = Doubles::new()
         .run(|chat| async move {
-            let (member, subscription) = chat.join(room(), ann()).await.unwrap();
+            let (member, subscription) = chat.join(room(), ann(), false).await.unwrap();
             drop(subscription);
             chat.leave(member).await
         })
@@ -263,7 +264,7 @@ async fn members_here_and_elsewhere_are_listed_once_each() {
         .returning(|_| Ok(vec![DisplayName::parse("bob").unwrap(), DisplayName::parse("ann").unwrap()]));
     let (members, _) = d
         .run(|chat| async move {
-            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            let (_member, _subscription) = chat.join(room(), ann(), false).await.unwrap();
             chat.members(&room()).await.unwrap()
         })
         .await;
@@ -277,7 +278,7 @@ async fn with_presence_down_the_members_here_are_listed() {
     d.presence().expect_members_elsewhere().returning(|_| Err(PresenceError::Unavailable("down".into())));
     let (members, _) = d
         .run(|chat| async move {
-            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            let (_member, _subscription) = chat.join(room(), ann(), false).await.unwrap();
             chat.members(&room()).await.unwrap()
         })
         .await;
@@ -296,7 +297,7 @@ async fn members_of_a_dead_process_are_announced_as_left_unless_still_here_and_l
     let (told, logged) = d
         .run(|chat| async move {
             // Ann has reconnected here: she has not gone.
-            let (_member, _subscription) = chat.join(room(), ann()).await.unwrap();
+            let (_member, _subscription) = chat.join(room(), ann(), false).await.unwrap();
             chat.announce_departures().await.unwrap()
         })
         .await;

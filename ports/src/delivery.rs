@@ -378,6 +378,7 @@ mod tests {
             id: EventId::from_u128(1),
             room: RoomName::parse("general").unwrap(),
             user: DisplayName::parse("ann").unwrap(),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse(text).unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00 UTC),

@@ -56,6 +56,11 @@ struct EventWire<S> {
     id: S,
     room: S,
     user: S,
+    /// Sent only when true, and read as false when absent: envelopes of
+    /// processes that predate the flag (a rolling upgrade) are of members
+    /// whose flag nobody knew, as they were before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    guest: bool,
     kind: S,
     text: S,
     /// Unix time in milliseconds.
@@ -80,6 +85,7 @@ pub fn seal(origin: &str, seq: u64, contents: Contents<'_>) -> Vec<u8> {
                 id: event_id.as_str(),
                 room: event.room.as_str(),
                 user: event.user.as_str(),
+                guest: event.guest,
                 kind: event.kind.as_str(),
                 text: event.text.as_str(),
                 ts: (event.timestamp.unix_timestamp_nanos() / 1_000_000) as i64,
@@ -105,6 +111,7 @@ pub fn open(bytes: &[u8]) -> Option<Envelope> {
             id: event.id.parse::<EventId>().ok()?,
             room: RoomName::parse(event.room).ok()?,
             user: DisplayName::parse(event.user).ok()?,
+            guest: event.guest,
             kind: EventKind::parse(&event.kind)?,
             text: MessageText::parse(event.text).ok()?,
             timestamp: OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.ts) * 1_000_000).ok()?,
@@ -155,6 +162,7 @@ mod tests {
             id: EventId::from_u128(42),
             room: RoomName::parse("général").unwrap(),
             user: DisplayName::parse("zoë").unwrap(),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse("hello \"there\" 👋").unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00:01.234 UTC),
@@ -165,6 +173,17 @@ mod tests {
     fn an_event_crosses_whole_with_its_origin() {
         let back = open(&seal("node-a", 7, Contents::Event(&event()))).unwrap();
         assert_eq!(back, Envelope { origin: "node-a".into(), seq: 7, body: Body::Event(event()) });
+    }
+
+    #[test]
+    fn a_guests_event_crosses_as_a_guests_and_old_envelopes_read_as_registered() {
+        let guest = ChatEvent { guest: true, ..event() };
+        let sealed = seal("node-a", 1, Contents::Event(&guest));
+        assert_eq!(open(&sealed).unwrap().body, Body::Event(guest));
+        // A registered member's envelope is exactly what older processes sent.
+        let registered = seal("node-a", 2, Contents::Event(&event()));
+        assert!(!String::from_utf8_lossy(&registered).contains("guest"));
+        assert_eq!(open(&registered).unwrap().body, Body::Event(event()));
     }
 
     #[test]

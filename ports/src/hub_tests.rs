@@ -19,6 +19,7 @@ fn event(room_name: &str, n: u128) -> Arc<Published> {
         id: EventId::from_u128(n),
         room: room(room_name),
         user: name("ann"),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse("hi").unwrap(),
         timestamp: time::OffsetDateTime::UNIX_EPOCH,

@@ -95,6 +95,7 @@ async fn a_control_message_applies_here_and_goes_to_the_others() {
             id: EventId::from_u128(1),
             room: room("r"),
             user: name("ann"),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse("after").unwrap(),
             timestamp: time::OffsetDateTime::UNIX_EPOCH,

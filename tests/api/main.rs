@@ -8,6 +8,7 @@ mod ws;
 mod accounts;
 mod docs;
 mod flaky_log;
+mod guests;
 mod mysql_outage;
 mod outage;
 mod protocol;

@@ -11,7 +11,7 @@ use crate::helpers::{TestApp, assert_invalid, body, spawn_app};
 /// Says each text in `room` as `user`, through the chat service.
 async fn say(app: &TestApp, room: &str, user: &str, texts: &[&str]) {
     let (member, _subscription) =
-        app.chat.join(RoomName::parse(room).unwrap(), DisplayName::parse(user).unwrap()).await.unwrap();
+        app.chat.join(RoomName::parse(room).unwrap(), DisplayName::parse(user).unwrap(), false).await.unwrap();
     for text in texts {
         app.chat.post(&member, MessageText::parse(*text).unwrap()).await.unwrap();
     }

@@ -112,8 +112,11 @@ test("two signed-in users and a guest in one room see each other", async () => {
   await waitForLine(guest, "🔵 visitor joined the room.");
   assert.ok((await lines(guest)).includes("ann: hello from ann"), "the guest sees what was said before");
   await say(guest, "a guest says hi");
-  await waitForLine(ann.page, "visitor: a guest says hi");
-  await waitForLine(bob.page, "visitor: a guest says hi");
+  // Signed-in members see that the name is a guest's: anyone may use it.
+  await waitForLine(ann.page, "🔵 visitor (guest) joined the room.");
+  await waitForLine(ann.page, "visitor (guest): a guest says hi");
+  await waitForLine(bob.page, "visitor (guest): a guest says hi");
+  assert.ok((await lines(ann.page)).includes("ann: hello from ann"), "a registered member's name is not marked");
 
   // Text is shown as text, never as markup.
   await say(bob.page, "<img src=x onerror=alert(1)>");

@@ -2,7 +2,8 @@
 //!
 //! Joins and leaves are written with the original's message markers
 //! (`[JOINED]`, `[LEFT]`) so the index reads as it always did; documents the
-//! original app wrote (no `id`, no `kind`) are read too.
+//! original app wrote (no `id`, no `kind`) are read too, and so are
+//! documents without `guest` (written before it: not a guest).
 
 use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
 use serde_json::{Value, json};
@@ -20,6 +21,7 @@ pub fn mapping() -> Value {
                 "id": { "type": "keyword" },
                 "room": { "type": "keyword" },
                 "user": { "type": "keyword" },
+                "guest": { "type": "boolean" },
                 "kind": { "type": "keyword" },
                 "message": { "type": "text" },
                 "timestamp": { "type": "date" }
@@ -38,6 +40,7 @@ pub fn document(event: &ChatEvent) -> Value {
         "id": event.id.to_string(),
         "room": event.room.as_str(),
         "user": event.user.as_str(),
+        "guest": event.guest,
         "kind": event.kind.as_str(),
         "message": message,
         "timestamp": timestamp(event.timestamp),
@@ -74,6 +77,9 @@ pub fn event(hit: &Value) -> Option<ChatEvent> {
         id,
         room: RoomName::from_storage(text("room")?.to_owned()),
         user: DisplayName::from_storage(text("user").unwrap_or_default().to_owned()),
+        // Documents from before the flag (the original's too) have none:
+        // their authors read as registered, as clients were shown them.
+        guest: source.get("guest").and_then(Value::as_bool).unwrap_or(false),
         kind,
         text: MessageText::from_storage(if kind == EventKind::Message { message.to_owned() } else { String::new() }),
         timestamp,
@@ -110,6 +116,7 @@ mod tests {
             id: EventId::from_u128(42 << 80 | 7),
             room: RoomName::parse("general").unwrap(),
             user: DisplayName::parse("zoë").unwrap(),
+            guest: false,
             kind,
             text: MessageText::parse(text).unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00:00.123 UTC),

@@ -107,6 +107,7 @@ fn event(n: u128, kind: EventKind, text: &str) -> ChatEvent {
         id: EventId::from_u128(millis << 80 | n),
         room: RoomName::parse("general").unwrap(),
         user: DisplayName::parse("ann").unwrap(),
+        guest: false,
         kind,
         text: MessageText::parse(text).unwrap(),
         timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000).unwrap(),

@@ -304,6 +304,7 @@ fn schemas() -> Value {
                 "type": { "type": "string", "enum": ["joined", "message", "left"] },
                 "room": { "type": "string" },
                 "user": { "type": "string" },
+                "guest": { "type": "boolean", "enum": [true], "description": "Present, and true, when the author was a guest (an unauthenticated connection): anyone may use that name" },
                 "message": { "type": "string" },
                 "timestamp": timestamp
             }

@@ -49,7 +49,9 @@ impl From<AccessToken> for TokenBody {
     }
 }
 
-/// One chat-log event: the original's four fields, the event id and its kind.
+/// One chat-log event: the original's four fields, the event id and its kind,
+/// and `guest: true` for a guest's (omitted for registered members', as in
+/// the JSON protocol).
 #[derive(Serialize)]
 pub struct ChatHit {
     pub id: String,
@@ -57,6 +59,8 @@ pub struct ChatHit {
     pub kind: &'static str,
     pub room: String,
     pub user: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
     pub message: String,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
@@ -69,6 +73,7 @@ impl From<ChatEvent> for ChatHit {
             kind: event.kind.as_str(),
             room: event.room.as_str().to_owned(),
             user: event.user.as_str().to_owned(),
+            guest: event.guest,
             message: event.text.as_str().to_owned(),
             timestamp: event.timestamp.to_offset(time::UtcOffset::UTC),
         }

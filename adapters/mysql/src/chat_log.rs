@@ -13,7 +13,7 @@ use time::{PrimitiveDateTime, UtcOffset};
 
 use crate::errors;
 
-const COLUMNS: &str = "id, room, `user`, kind, message, ts";
+const COLUMNS: &str = "id, room, `user`, guest, kind, message, ts";
 
 pub struct MysqlChatLog {
     pool: MySqlPool,
@@ -47,6 +47,7 @@ fn event(row: &MySqlRow) -> Result<ChatEvent, ChatLogError> {
         id: id.parse().map_err(failed)?,
         room: RoomName::from_storage(text(row, "room")?),
         user: DisplayName::from_storage(text(row, "user")?),
+        guest: row.try_get("guest").map_err(failed)?,
         kind: EventKind::parse(&kind)
             .ok_or_else(|| ChatLogError::Failed(format!("unknown event kind {kind:?}").into()))?,
         text: MessageText::from_storage(text(row, "message")?),
@@ -62,12 +63,13 @@ impl ChatLog for MysqlChatLog {
         }
         // One multi-row INSERT per batch; IGNORE makes a retried batch a no-op.
         let mut builder =
-            sqlx::QueryBuilder::new("INSERT IGNORE INTO chat_events (id, room, `user`, kind, message, ts) ");
+            sqlx::QueryBuilder::new("INSERT IGNORE INTO chat_events (id, room, `user`, guest, kind, message, ts) ");
         builder.push_values(events, |mut row, event| {
             let at = event.timestamp.to_offset(UtcOffset::UTC);
             row.push_bind(event.id.to_string())
                 .push_bind(event.room.as_str())
                 .push_bind(event.user.as_str())
+                .push_bind(event.guest)
                 .push_bind(event.kind.as_str())
                 .push_bind(event.text.as_str())
                 .push_bind(PrimitiveDateTime::new(at.date(), at.time()));

@@ -311,6 +311,7 @@ mod tests {
             id: EventId::from_u128(1),
             room: RoomName::parse(room).unwrap(),
             user: DisplayName::parse("ann").unwrap(),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse("hi").unwrap(),
             timestamp: time::OffsetDateTime::UNIX_EPOCH,

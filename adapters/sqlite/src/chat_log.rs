@@ -33,6 +33,7 @@ fn event(row: &SqliteRow) -> Result<ChatEvent, ChatLogError> {
         id: id.parse().map_err(failed)?,
         room: RoomName::from_storage(row.try_get("room").map_err(failed)?),
         user: DisplayName::from_storage(row.try_get("user").map_err(failed)?),
+        guest: row.try_get("guest").map_err(failed)?,
         kind: EventKind::parse(&kind)
             .ok_or_else(|| ChatLogError::Failed(format!("unknown event kind {kind:?}").into()))?,
         text: MessageText::from_storage(row.try_get("message").map_err(failed)?),
@@ -57,11 +58,12 @@ impl ChatLog for SqliteChatLog {
         let mut transaction = self.pool.begin().await.map_err(errors::chat_log)?;
         for event in events {
             sqlx::query(
-                "INSERT OR IGNORE INTO chat_events (id, room, user, kind, message, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO chat_events (id, room, user, guest, kind, message, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(event.id.to_string())
             .bind(event.room.as_str())
             .bind(event.user.as_str())
+            .bind(event.guest)
             .bind(event.kind.as_str())
             .bind(event.text.as_str())
             .bind(i64::try_from(event.timestamp.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
@@ -81,7 +83,7 @@ impl ChatLog for SqliteChatLog {
             SearchOrder::Newest => "e.id DESC",
         };
         let rows = sqlx::query(&format!(
-            "SELECT e.id, e.room, e.user, e.kind, e.message, e.ts \
+            "SELECT e.id, e.room, e.user, e.guest, e.kind, e.message, e.ts \
              FROM chat_search JOIN chat_events e ON e.rowid = chat_search.rowid \
              WHERE chat_search MATCH ?1 AND e.room = ?2 AND e.kind = 'message' \
              ORDER BY {order} LIMIT ?3 OFFSET ?4"
@@ -103,7 +105,7 @@ impl ChatLog for SqliteChatLog {
         limit: u32,
     ) -> Result<Vec<ChatEvent>, ChatLogError> {
         let rows = sqlx::query(
-            "SELECT id, room, user, kind, message, ts FROM chat_events \
+            "SELECT id, room, user, guest, kind, message, ts FROM chat_events \
              WHERE room = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
         )
         .bind(room.as_str())
@@ -117,7 +119,7 @@ impl ChatLog for SqliteChatLog {
 
     async fn since(&self, room: &RoomName, after: EventId, limit: u32) -> Result<Vec<ChatEvent>, ChatLogError> {
         let rows = sqlx::query(
-            "SELECT id, room, user, kind, message, ts FROM chat_events WHERE room = ? AND id > ? ORDER BY id LIMIT ?",
+            "SELECT id, room, user, guest, kind, message, ts FROM chat_events WHERE room = ? AND id > ? ORDER BY id LIMIT ?",
         )
         .bind(room.as_str())
         .bind(after.to_string())
@@ -156,6 +158,7 @@ mod tests {
             id: EventId::from_u128(1 << 90),
             room: RoomName::parse("general").unwrap(),
             user: DisplayName::parse("ann").unwrap(),
+            guest: false,
             kind: EventKind::Message,
             text: MessageText::parse("kept on disk").unwrap(),
             timestamp: time::macros::datetime!(2026-11-26 12:00:00.250 UTC),

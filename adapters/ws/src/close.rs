@@ -18,6 +18,8 @@ pub enum Close {
     Unresponsive,
     Binary,
     TooBig,
+    /// A message with a control character other than tab, CR and LF.
+    ControlCharacter,
     InvalidUtf8,
     ProtocolError,
     RateLimited,
@@ -35,6 +37,7 @@ impl Close {
             Close::Unresponsive => (CloseCode::Away, "no pong received"),
             Close::Binary => (CloseCode::Unsupported, "binary frames are not supported"),
             Close::TooBig => (CloseCode::Size, "message too big"),
+            Close::ControlCharacter => (CloseCode::Invalid, "control characters are not allowed in messages"),
             Close::InvalidUtf8 => (CloseCode::Invalid, "invalid UTF-8"),
             Close::ProtocolError => (CloseCode::Protocol, "protocol error"),
             Close::RateLimited => (CloseCode::Policy, "rate limit exceeded"),

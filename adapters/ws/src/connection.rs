@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use parley_ports::domain::{EventId, MessageText, RoomName};
+use parley_ports::domain::{EventId, Invalid, MessageText, RoomName, Rule};
 use parley_ports::{Ended, Greeting, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
@@ -357,7 +357,10 @@ impl Connection {
 
     /// The text protocol: the frame is the message.
     async fn say(&mut self, text: &str) -> Result<(), Outcome> {
-        let text = MessageText::parse(text).map_err(|_| Outcome::Close(Close::TooBig))?;
+        let text = MessageText::parse(text).map_err(|invalid| match invalid.rule {
+            Rule::ControlCharacter => Outcome::Close(Close::ControlCharacter),
+            _ => Outcome::Close(Close::TooBig),
+        })?;
         self.rooms.chat.post(&self.member, text).await.map(drop).map_err(|error| {
             tracing::warn!(%error, "could not post a message");
             Outcome::Close(Close::Unavailable)
@@ -371,9 +374,16 @@ impl Connection {
             Err(error) => return self.reply(error_frame("bad_request", &format!("not a command: {error}"))).await,
         };
         let client_id = client_id.filter(|id| id.as_str().is_none_or(|s| s.chars().count() <= MAX_CLIENT_ID));
-        let Ok(text) = MessageText::parse(text) else {
-            let limit = format!("text is limited to {} characters", MessageText::MAX_CHARS);
-            return self.reply(error_frame("too_long", &limit)).await;
+        let text = match MessageText::parse(text) {
+            Ok(text) => text,
+            Err(Invalid { rule: Rule::ControlCharacter, .. }) => {
+                let why = "control characters other than tab, CR and LF are not allowed: message dropped";
+                return self.reply(error_frame("control_character", why)).await;
+            }
+            Err(_) => {
+                let limit = format!("text is limited to {} characters", MessageText::MAX_CHARS);
+                return self.reply(error_frame("too_long", &limit)).await;
+            }
         };
         match self.rooms.chat.post(&self.member, text).await {
             Ok(published) => {

@@ -85,7 +85,9 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _clien
     };
     let token = options.token.clone().or_else(|| bearer(request.headers()));
 
-    let (room, name, protocol) = match endpoint {
+    // `guest`: nobody checked the name. The JSON endpoint always
+    // authenticates; the original one only when auth is required.
+    let (room, name, guest, protocol) = match endpoint {
         Endpoint::Compat { room, username } => {
             if rooms.config.auth_mode == AuthMode::Required {
                 let Some(token) = token else {
@@ -99,7 +101,8 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _clien
                     return detail(StatusCode::FORBIDDEN, "The username in the path is not the token's user");
                 }
             }
-            (room, username, Protocol::Compat)
+            let guest = rooms.config.auth_mode != AuthMode::Required;
+            (room, username, guest, Protocol::Compat)
         }
         Endpoint::Json { room } => {
             let Some(token) = token else {
@@ -110,14 +113,14 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _clien
                 Err(error) => return account_refusal(error),
             };
             let name = DisplayName::from_storage(caller.user().username.as_str().to_owned());
-            (room, name, Protocol::Json { since: options.since, history: options.history })
+            (room, name, false, Protocol::Json { since: options.since, history: options.history })
         }
     };
 
     let Ok(slot) = Arc::clone(&rooms.slots).try_acquire_owned() else {
         return detail(StatusCode::SERVICE_UNAVAILABLE, "Too many connections");
     };
-    let (member, subscription) = match rooms.chat.join(room, name).await {
+    let (member, subscription) = match rooms.chat.join(room, name, guest).await {
         Ok(joined) => joined,
         Err(error) => {
             tracing::warn!(%error, "cannot join a room");

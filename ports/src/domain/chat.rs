@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::text::{check_length, check_printable};
+use super::text::{check_length, check_printable, check_speakable};
 use super::{EventId, Invalid};
 
 macro_rules! printable_name {
@@ -62,7 +62,8 @@ printable_name!(
     500
 );
 
-/// The text of one chat message: up to `MAX_CHARS` characters of anything.
+/// The text of one chat message: up to `MAX_CHARS` characters of any script,
+/// on one line or several (tab, CR and LF), but no other C0 control character.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageText(String);
 
@@ -72,6 +73,7 @@ impl MessageText {
     pub fn parse(value: impl Into<String>) -> Result<Self, Invalid> {
         let value = value.into();
         check_length("text", &value, 0, Self::MAX_CHARS)?;
+        check_speakable("text", &value)?;
         Ok(Self(value))
     }
     pub fn as_str(&self) -> &str {
@@ -117,6 +119,12 @@ pub struct ChatEvent {
     pub id: EventId,
     pub room: RoomName,
     pub user: DisplayName,
+    /// Whether the author never proved the name (an unauthenticated
+    /// connection): anyone may speak as `user` then, so clients must be able
+    /// to tell a guest "ann" from the account ann. A flag beside the name, not
+    /// a wrapper around it: every store and wire format keeps the name as a
+    /// plain string already, and the flag is one more column or field there.
+    pub guest: bool,
     pub kind: EventKind,
     pub text: MessageText,
     pub timestamp: OffsetDateTime,
@@ -145,6 +153,15 @@ mod tests {
         assert!(MessageText::parse("line one\nline two").is_ok());
         assert!(MessageText::parse("x".repeat(4096)).is_ok());
         assert_eq!(MessageText::parse("x".repeat(4097)).map_err(|e| e.rule), Err(Rule::TooLong { max: 4096 }));
+    }
+
+    #[test]
+    fn message_text_takes_tabs_and_line_breaks_but_no_other_control_character() {
+        assert!(MessageText::parse("a\tb\r\nc\rd\ne").is_ok());
+        assert!(MessageText::parse("\u{7f} and \u{85} are not C0").is_ok());
+        for bad in ["\0", "bell\u{7}", "\u{1b}[2Jclear", "\u{1f}", "form\u{c}feed"] {
+            assert_eq!(MessageText::parse(bad).map_err(|e| e.rule), Err(Rule::ControlCharacter), "{bad:?}");
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Rule {
     /// Holds a character the field does not allow (control characters, or
     /// outside a username's set).
     ForbiddenCharacter,
+    /// Holds a C0 control character other than tab, CR and LF (message text,
+    /// where line breaks are allowed but escapes and NULs are not).
+    ControlCharacter,
 }
 
 impl Rule {
@@ -42,6 +45,7 @@ impl Rule {
             Rule::TooLong { .. } => "string_too_long",
             Rule::NotAnEmail => "value_error.email",
             Rule::ForbiddenCharacter => "string_pattern_mismatch",
+            Rule::ControlCharacter => "string_control_character",
         }
     }
 }
@@ -53,6 +57,9 @@ impl fmt::Display for Rule {
             Rule::TooLong { max } => write!(f, "should have at most {max} characters"),
             Rule::NotAnEmail => f.write_str("value is not a valid email address"),
             Rule::ForbiddenCharacter => f.write_str("contains a character that is not allowed"),
+            Rule::ControlCharacter => {
+                f.write_str("contains a control character (only tab and line breaks are allowed)")
+            }
         }
     }
 }

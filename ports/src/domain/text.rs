@@ -24,3 +24,16 @@ pub(crate) fn check_printable(field: &'static str, value: &str) -> Result<(), In
     }
     Ok(())
 }
+
+/// Refuses the C0 control characters a message has no use for (NUL, escapes,
+/// bells, backspaces): they reach other members' terminals and logs as they
+/// are. Tab and line breaks stay: multi-line messages are ordinary text.
+pub(crate) fn check_speakable(field: &'static str, value: &str) -> Result<(), Invalid> {
+    let forbidden = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n');
+    // Bytes, not chars: C0 characters are single bytes in UTF-8, and no
+    // multi-byte sequence holds a byte below 0x80.
+    if value.as_bytes().iter().any(forbidden) {
+        return Err(Invalid::new(field, Rule::ControlCharacter));
+    }
+    Ok(())
+}

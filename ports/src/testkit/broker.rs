@@ -165,6 +165,7 @@ fn chat_event(room_name: &str, n: u128) -> ChatEvent {
         id: EventId::from_u128(n),
         room: room(room_name),
         user: DisplayName::parse("ann").unwrap(),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse(format!("m{n}")).unwrap(),
         timestamp: datetime!(2026-11-26 12:00 UTC),

@@ -12,6 +12,7 @@ macro_rules! chat_log_contract {
     ($($args:tt)+) => {
         $crate::__contract_tests!(chat_log, [
             history_is_newest_first_with_every_field_intact,
+            a_guests_events_stay_a_guests_in_history_since_and_search,
             history_pages_backwards_with_the_before_cursor,
             history_keeps_rooms_apart,
             since_returns_what_came_after_the_cursor_oldest_first,
@@ -48,6 +49,7 @@ impl Script {
             id: self.ids.next(self.at),
             room: RoomName::parse(room).unwrap(),
             user: DisplayName::parse(user).unwrap(),
+            guest: false,
             kind,
             text: MessageText::parse(text).unwrap(),
             timestamp: self.at,
@@ -88,6 +90,24 @@ pub async fn history_is_newest_first_with_every_field_intact(log: &dyn ChatLog) 
     let mut expected = events.clone();
     expected.reverse();
     assert_eq!(history, expected);
+}
+
+/// Whether an author was a guest is kept with each event, and read back
+/// wherever the event is: history, since, search.
+pub async fn a_guests_events_stay_a_guests_in_history_since_and_search(log: &dyn ChatLog) {
+    let mut script = Script::new();
+    let start = script.say("general", "before anyone");
+    let guest = ChatEvent { guest: true, ..script.event("general", "ann", EventKind::Joined, "") };
+    let spoke = ChatEvent { guest: true, ..script.say("general", "guest words") };
+    let registered = script.event("general", "ann", EventKind::Message, "registered words");
+    append(log, &[start.clone(), guest.clone(), spoke.clone(), registered.clone()]).await;
+    let guests = |events: &[ChatEvent]| events.iter().map(|e| e.guest).collect::<Vec<_>>();
+    let history = log.history(&room("general"), None, 10).await.unwrap();
+    assert_eq!(guests(&history), [false, true, true, false], "history, newest first");
+    let since = log.since(&room("general"), start.id, 10).await.unwrap();
+    assert_eq!(since, [guest, spoke.clone(), registered.clone()]);
+    let found = log.search(&query("general", "words", SearchOrder::Newest)).await.unwrap();
+    assert_eq!(found, [registered, spoke]);
 }
 
 /// `before` continues where the previous page ended; `limit` bounds each page.

@@ -57,6 +57,7 @@ fn event(room_name: &str, n: u128) -> Arc<Published> {
         id: EventId::from_u128(n),
         room: room(room_name),
         user: name("ann"),
+        guest: false,
         kind: EventKind::Message,
         text: MessageText::parse(format!("m{n}")).unwrap(),
         timestamp: datetime!(2026-11-26 12:00 UTC),

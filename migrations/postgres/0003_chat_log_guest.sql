@@ -1,0 +1,5 @@
+-- Whether an event's author was a guest (an unauthenticated connection, whose
+-- name nobody checked). Rows written before the flag read as registered: the
+-- server could not tell then, and false keeps what clients were shown so far.
+-- A constant default rewrites no rows (PostgreSQL 11+).
+ALTER TABLE chat_events ADD COLUMN guest BOOLEAN NOT NULL DEFAULT FALSE;
