@@ -39,7 +39,7 @@ fn publish(c: &mut Criterion) {
         let rooms = Rooms::local(1024);
         let room = RoomName::parse("bench").unwrap();
         let mut subscriptions: Vec<_> = (0..members)
-            .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())))
+            .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
             .collect();
         group.throughput(Throughput::Elements(members as u64));
         group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
@@ -88,11 +88,11 @@ fn churn(c: &mut Criterion) {
     let rooms = Rooms::local(64);
     let room = RoomName::parse("bench").unwrap();
     let _members: Vec<_> = (0..10_000)
-        .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())))
+        .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
         .collect();
     let newcomer = DisplayName::parse("newcomer").unwrap();
     c.bench_function("churn/join and leave a room of 10000", |b| {
-        b.iter(|| drop(black_box(runtime.block_on(rooms.join(&room, &newcomer)))))
+        b.iter(|| drop(black_box(runtime.block_on(rooms.join(&room, &newcomer)).unwrap())))
     });
 }
 

@@ -30,7 +30,11 @@ fn main() {
     let rooms = Rooms::local(1024);
     let room = RoomName::parse("bench").expect("a room name");
     let mut members: Vec<_> = (0..MEMBERS)
-        .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).expect("a display name"))))
+        .map(|n| {
+            runtime
+                .block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).expect("a display name")))
+                .expect("one room")
+        })
         .collect();
     for n in 0..EVENTS {
         runtime.block_on(rooms.publish(Published::new(event(n))));

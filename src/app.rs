@@ -86,7 +86,15 @@ impl App {
             Arc::new(JwtIssuer::new(&secret, config.jwt_algorithm, config.token_lifetime(), Arc::clone(&clock)));
         let accounts = Arc::new(Accounts::new(users, hasher, tokens, Arc::clone(&clock)));
 
-        let queue = config.member_queue as usize;
+        let queue = parley_ports::hub::Bounds {
+            queue: parley_ports::delivery::Capacity {
+                events: config.member_queue as usize,
+                bytes: usize::try_from(config.member_queue_bytes).unwrap_or(usize::MAX),
+            },
+            recent_bytes: usize::try_from(config.room_recent_bytes).unwrap_or(usize::MAX),
+            rooms: config.max_rooms as usize,
+            ..parley_ports::hub::Bounds::default()
+        };
         let wait = Duration::from_secs(config.db_wait_seconds);
         let rooms = match across {
             Across::Alone => Rooms::local(queue),
@@ -109,7 +117,9 @@ impl App {
                 Rooms::shared(queue, broker, Some(presence))
             }
         };
-        let (recorder, writer) = ChatRecorder::new(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize);
+        let log_bytes = usize::try_from(config.log_queue_bytes).unwrap_or(usize::MAX);
+        let (recorder, writer) =
+            ChatRecorder::bounded(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize, log_bytes);
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
         let chat = Arc::new(Chat::new(rooms, log, recorder, clock, EventIds::new(seed)));
         let server = parley_http::ServerConfig { cors_origins: config.cors_origins.clone(), ..Default::default() };
@@ -121,6 +131,7 @@ impl App {
             messages_per_second: config.rate,
             message_burst: config.burst,
             ping_interval: Duration::from_secs(config.ping_seconds),
+            write_timeout: Duration::from_secs(config.write_timeout_seconds),
             ..parley_ws::WsConfig::default()
         };
         Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize, ws })

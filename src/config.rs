@@ -137,6 +137,27 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MEMBER_QUEUE", default_value_t = parley_ports::hub::DEFAULT_QUEUE as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub member_queue: u32,
 
+    /// Bytes one room member may have queued (its messages' text and names,
+    /// plus 96 each) before it is cut off as too slow (close 1008).
+    #[arg(long, env = "PARLEY_MEMBER_QUEUE_BYTES", default_value_t = parley_ports::hub::DEFAULT_QUEUE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    pub member_queue_bytes: u64,
+
+    /// Bytes of recent events each room keeps in memory for newcomers (each
+    /// event counted three times: it and its encoded frames); older history
+    /// is read from the chat log.
+    #[arg(long, env = "PARLEY_ROOM_RECENT_BYTES", default_value_t = parley_ports::hub::DEFAULT_RECENT_BYTES as u64, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub room_recent_bytes: u64,
+
+    /// Rooms with members in this process at once; a join that would open
+    /// one more is refused (503).
+    #[arg(long, env = "PARLEY_MAX_ROOMS", default_value_t = parley_ports::hub::DEFAULT_MAX_ROOMS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
+    /// Seconds a write to a WebSocket client may take before the client is
+    /// taken for gone.
+    #[arg(long, env = "PARLEY_WRITE_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_seconds: u64,
+
     /// `off` lifts every per-client limit (rates and caps per connection, per
     /// address and per user) for test rigs; never on a server facing the internet.
     #[arg(long, env = "PARLEY_LIMITS", default_value = "on")]
@@ -145,6 +166,11 @@ pub struct Config {
     /// Chat events waiting for the chat log before new ones go unlogged.
     #[arg(long, env = "PARLEY_LOG_QUEUE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
     pub log_queue: u32,
+
+    /// Bytes the events waiting for the chat log may weigh (text and names,
+    /// plus 96 each) before new ones go unlogged.
+    #[arg(long, env = "PARLEY_LOG_QUEUE_BYTES", default_value_t = parley_ports::chat_recorder::DEFAULT_QUEUE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
+    pub log_queue_bytes: u64,
 }
 
 /// Whether per-client limits apply.
@@ -257,6 +283,8 @@ mod tests {
             &["--jwt-algorithm", "RS256"],
             &["--access-token-expire-minutes", "0"],
             &["--member-queue", "0"],
+            &["--member-queue-bytes", "10"],
+            &["--max-rooms", "0"],
         ] {
             let error = parse(args).unwrap_err().to_string();
             assert!(error.contains(args[0]), "{error}");

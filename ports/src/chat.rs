@@ -16,6 +16,7 @@ use crate::chat_log::{ChatLog, ChatLogError, SearchQuery};
 use crate::chat_recorder::ChatRecorder;
 use crate::delivery::{Published, Subscription};
 use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, MessageText, RoomName};
+use crate::hub::TooManyRooms;
 use crate::presence::PresenceError;
 use crate::rooms::Rooms;
 use crate::{BoxError, Clock};
@@ -30,6 +31,10 @@ pub enum ChatError {
     Unavailable(#[source] BoxError),
     #[error("chat failed: {0}")]
     Failed(#[source] BoxError),
+    /// As many rooms as allowed are open in this process; joining one of
+    /// them still works, and a new one may open once another closes.
+    #[error(transparent)]
+    TooManyRooms(#[from] TooManyRooms),
 }
 
 impl From<BrokerError> for ChatError {
@@ -141,14 +146,16 @@ impl Chat {
     ///
     /// # Errors
     /// [`ChatError::Unavailable`] if the join notice cannot be sent to other
-    /// processes (the member is in the room here: drop the subscription).
+    /// processes (the member is in the room here: drop the subscription);
+    /// [`ChatError::TooManyRooms`] if the room would be one too many here
+    /// (nothing is told to anyone).
     pub async fn join(
         &self,
         room: RoomName,
         user: DisplayName,
         guest: bool,
     ) -> Result<(Member, Subscription), ChatError> {
-        let subscription = self.rooms.join(&room, &user).await;
+        let subscription = self.rooms.join(&room, &user).await?;
         let mut member = Member { room, user, guest, joined: EventId::from_u128(0) };
         member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
@@ -168,9 +175,10 @@ impl Chat {
     ) -> Greeting {
         let members = self.members(member.room()).await;
         let recent: Vec<ChatEvent> = subscription.take_recent().iter().map(|p| p.event().clone()).collect();
+        let dropped = subscription.dropped_before_recent();
         let Recap { events, complete, log_failure } = match since {
             Some(since) => self.resume(member, recent, since).await,
-            None => self.latest(member, recent, history).await,
+            None => self.latest(member, recent, dropped, history).await,
         };
         Greeting { members, events, complete, log_failure }
     }
@@ -253,8 +261,17 @@ impl Chat {
     }
 
     /// The last `wanted` events before the member joined, oldest first: the
-    /// fan-out's recent ones, topped up from the chat log.
-    async fn latest(&self, member: &Member, mut recent: Vec<ChatEvent>, wanted: usize) -> Recap {
+    /// fan-out's recent ones, topped up from the chat log — if the log reaches
+    /// `dropped`, the newest event the fan-out let go of before them. The log
+    /// is written behind the room: one that has not got that far yet would
+    /// leave a gap, so the recent events alone are given (fewer, but whole).
+    async fn latest(
+        &self,
+        member: &Member,
+        mut recent: Vec<ChatEvent>,
+        dropped: Option<EventId>,
+        wanted: usize,
+    ) -> Recap {
         let wanted = wanted.min(MAX_PAGE as usize);
         if recent.len() >= wanted {
             return Recap::whole(recent.split_off(recent.len() - wanted));
@@ -262,6 +279,10 @@ impl Chat {
         let before = recent.first().map_or(member.joined(), |e| e.id);
         let missing = u32::try_from(wanted - recent.len()).unwrap_or(MAX_PAGE);
         match self.history(member.room(), Some(before), missing).await {
+            Ok(older) if dropped.is_some_and(|dropped| older.first().is_none_or(|newest| newest.id < dropped)) => {
+                tracing::debug!(room = %member.room(), "the chat log is behind the room; greeting with its recent events only");
+                Recap::whole(recent)
+            }
             Ok(mut older) => {
                 older.reverse();
                 older.extend(recent);

@@ -2,21 +2,28 @@
 //! that appends in batches and retries, so a slow or absent log changes
 //! nothing for the people chatting — and loses nothing it was given.
 //!
-//! What it gives up, and says so: when the queue is full (the log has been
-//! down for a long time) new events are not logged; the room still gets them.
+//! What it gives up, and says so: when the queue is full — in events or in
+//! bytes (the log has been down for a long time, or cannot keep up with large
+//! messages) — new events are not logged; the room still gets them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::Clock;
 use crate::chat_log::{ChatLog, ChatLogError};
+use crate::delivery::event_bytes;
 use crate::domain::ChatEvent;
 
 /// The most events one `append` call carries.
 pub const MAX_BATCH: usize = 500;
+/// What the queued events ([`event_bytes`]) may weigh, the batch being
+/// written included. 100 000 ordinary messages (~150 bytes each) come to
+/// about this, so the count bound still rules for them; it is a thousand
+/// 16 KiB ones.
+pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Attempts at a batch the log refuses outright (`Failed`), before it is given
@@ -30,32 +37,63 @@ pub const FLUSH_GRACE: Duration = Duration::from_secs(10);
 pub struct ChatRecorder {
     sender: mpsc::Sender<ChatEvent>,
     unlogged: Arc<AtomicU64>,
+    /// What is queued or being written weighs, shared with the writer.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 impl ChatRecorder {
-    /// A recorder and the writer that drains it; spawn `writer.run()`.
+    /// A recorder queueing at most `capacity` events (and
+    /// [`DEFAULT_QUEUE_BYTES`]), and the writer that drains it; spawn `writer.run()`.
     pub fn new(log: Arc<dyn ChatLog>, clock: Arc<dyn Clock>, capacity: usize) -> (ChatRecorder, ChatLogWriter) {
+        Self::bounded(log, clock, capacity, DEFAULT_QUEUE_BYTES)
+    }
+
+    /// [`ChatRecorder::new`], with the queue bounded to `max_bytes` too.
+    pub fn bounded(
+        log: Arc<dyn ChatLog>,
+        clock: Arc<dyn Clock>,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (ChatRecorder, ChatLogWriter) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let recorder = ChatRecorder { sender, unlogged: Arc::new(AtomicU64::new(0)) };
-        (recorder, ChatLogWriter { receiver, log, clock, batch: Vec::new() })
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let recorder = ChatRecorder {
+            sender,
+            unlogged: Arc::new(AtomicU64::new(0)),
+            queued_bytes: Arc::clone(&queued_bytes),
+            max_bytes,
+        };
+        (recorder, ChatLogWriter { receiver, log, clock, batch: Vec::new(), queued_bytes })
     }
 
     /// Queues the event for the log. Returns `false`, and counts it, when the
-    /// queue is full or the writer has stopped.
+    /// queue is full (in events or bytes; one event always fits in an empty
+    /// queue) or the writer has stopped.
     pub fn record(&self, event: ChatEvent) -> bool {
+        let bytes = event_bytes(&event);
+        let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if before > 0 && before + bytes > self.max_bytes {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.refuse(&event, "chat log queue full (bytes); event not logged");
+            return false;
+        }
         match self.sender.try_send(event) {
             Ok(()) => true,
             Err(error) => {
-                let total = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
-                let event = match &error {
-                    mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event) => event,
-                };
-                // Once per power of two: an outage logs a few lines, not millions.
-                if total.is_power_of_two() {
-                    tracing::error!(event = %event.id, room = %event.room, unlogged = total, "chat log queue full; event not logged");
-                }
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                let (mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) = &error;
+                self.refuse(event, "chat log queue full; event not logged");
                 false
             }
+        }
+    }
+
+    fn refuse(&self, event: &ChatEvent, why: &'static str) {
+        let total = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        // Once per power of two: an outage logs a few lines, not millions.
+        if total.is_power_of_two() {
+            tracing::error!(event = %event.id, room = %event.room, unlogged = total, "{why}");
         }
     }
 
@@ -72,6 +110,8 @@ pub struct ChatLogWriter {
     clock: Arc<dyn Clock>,
     /// The batch being written: kept here, so stopping mid-retry loses nothing.
     batch: Vec<ChatEvent>,
+    /// The recorder's count, given back once a batch is written or given up.
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl ChatLogWriter {
@@ -110,6 +150,8 @@ impl ChatLogWriter {
             }
             // A cancelled write leaves the batch in place for the next call.
             self.write(&self.batch).await;
+            let written: usize = self.batch.iter().map(event_bytes).sum();
+            self.queued_bytes.fetch_sub(written, Ordering::Relaxed);
             self.batch.clear();
         }
     }
@@ -277,6 +319,25 @@ mod tests {
             "it tried for the grace period, then stopped ({waited:?})"
         );
         assert!(!recorder.record(event(2)), "the queue is closed");
+    }
+
+    #[tokio::test]
+    async fn a_queue_full_in_bytes_refuses_and_counts_and_takes_more_once_written() {
+        let mut log = MockChatLog::new();
+        log.expect_append().returning(|_| Ok(()));
+        let weight = event_bytes(&event(1));
+        let (recorder, writer) = ChatRecorder::bounded(Arc::new(log), Arc::new(MockClock::new()), 1000, 2 * weight);
+        assert!(recorder.record(event(1)));
+        assert!(recorder.record(event(2)));
+        assert!(!recorder.record(event(3)), "two events' worth of bytes, far under 1 000 events");
+        assert_eq!(recorder.unlogged(), 1);
+        let writing = tokio::spawn(writer.run());
+        while recorder.queued_bytes.load(Ordering::Relaxed) > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(recorder.record(event(4)), "written events no longer count");
+        drop(recorder);
+        writing.await.unwrap();
     }
 
     #[tokio::test]

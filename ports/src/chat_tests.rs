@@ -115,7 +115,7 @@ impl Doubles {
         };
         let earlier_tab = match self.recent.is_empty() {
             true => None,
-            false => Some(rooms.join(&room(), &ann()).await),
+            false => Some(rooms.join(&room(), &ann()).await.unwrap()),
         };
         for event in self.recent {
             rooms.hub().deliver(&Published::new(event));

@@ -1,7 +1,8 @@
 //! What reaches a member: the shared event ([`Published`], encoded at most
 //! once per wire format however many members receive it) and the bounded
-//! per-member queue ([`queue`]) the hub delivers through. A member that does
-//! not keep up is cut off with [`Ended::TooSlow`] instead of slowing its room.
+//! per-member queue ([`queue`]) the hub delivers through, bounded in events
+//! and in bytes. A member that does not keep up is cut off with
+//! [`Ended::TooSlow`] instead of slowing its room or holding its memory.
 //!
 //! Knows nothing of rooms, sockets or wire formats: those are the hub's and
 //! the [`Encoding`]s supplied by inbound adapters.
@@ -26,19 +27,40 @@ const CACHED_ENCODINGS: usize = 4;
 
 type CachedFrame = (TypeId, Box<dyn Any + Send + Sync>);
 
+/// What a frame adds to an event's text and names, counted in
+/// [`event_bytes`]: the JSON protocol's keys, id and timestamp come to about
+/// a hundred bytes. A constant, so the count is the same on every process.
+pub const EVENT_OVERHEAD: usize = 96;
+
+/// What an event weighs in the bounds counted in bytes (a member's queue,
+/// a room's recent events, the chat-log queue): its text and names plus
+/// [`EVENT_OVERHEAD`] — about the frame a member is sent for it. Cheap and
+/// deterministic (three lengths), not the allocator's exact figure.
+pub fn event_bytes(event: &ChatEvent) -> usize {
+    EVENT_OVERHEAD + event.text.as_str().len() + event.user.as_str().len() + event.room.as_str().len()
+}
+
 /// A published event, shared by every member who receives it.
 pub struct Published {
     event: ChatEvent,
+    /// [`event_bytes`], counted once here for every member's queue.
+    bytes: usize,
     frames: [OnceLock<CachedFrame>; CACHED_ENCODINGS],
 }
 
 impl Published {
     pub fn new(event: ChatEvent) -> Arc<Self> {
-        Arc::new(Self { event, frames: Default::default() })
+        let bytes = event_bytes(&event);
+        Arc::new(Self { event, bytes, frames: Default::default() })
     }
 
     pub fn event(&self) -> &ChatEvent {
         &self.event
+    }
+
+    /// What the event weighs in the bounds counted in bytes ([`event_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The event in wire format `E`, encoded by the first member who asks and
@@ -66,7 +88,8 @@ impl std::fmt::Debug for Published {
 /// Why a subscription ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Ended {
-    /// The member's queue overflowed: it was not reading fast enough.
+    /// The member's queue overflowed (in events or in bytes): it was not
+    /// reading fast enough.
     #[error("too slow: the outbound queue overflowed")]
     TooSlow,
     /// The hub closed the subscription (shutting down).
@@ -106,12 +129,25 @@ pub enum Offer {
 /// never held across an await.
 struct Shared {
     state: Mutex<QueueState>,
-    capacity: usize,
+    capacity: Capacity,
+}
+
+/// How much a member's queue may hold before the member is cut off: both
+/// bounds apply. Events alone bound a stuck member only to `events` times the
+/// largest message (4 096 × 16 KiB = 64 MiB); bytes alone would let a join
+/// storm's small notices pile up by the hundred thousand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub events: usize,
+    /// Summed [`Published::bytes`] of the queued events.
+    pub bytes: usize,
 }
 
 #[derive(Default)]
 struct QueueState {
     events: VecDeque<Arc<Published>>,
+    /// The queued events' [`Published::bytes`], summed.
+    bytes: usize,
     /// The member's task, waiting for an event.
     waiting: Option<Waker>,
     /// The latest notice not yet taken (a newer one replaces it).
@@ -130,12 +166,22 @@ impl Shared {
     }
 }
 
+impl QueueState {
+    /// Frees whatever is queued: nobody will take it.
+    fn let_go(&mut self) {
+        self.events = VecDeque::new();
+        self.bytes = 0;
+    }
+}
+
 /// A bounded queue for one member: the hub holds the [`Inbox`], the member
 /// the [`Subscription`]. Offering never waits, so no member can stall a room.
-pub fn queue(capacity: usize) -> (Inbox, Subscription) {
-    let shared = Arc::new(Shared { state: Mutex::default(), capacity: capacity.max(1) });
+/// At least one event is always let in, however large.
+pub fn queue(capacity: Capacity) -> (Inbox, Subscription) {
+    let capacity = Capacity { events: capacity.events.max(1), bytes: capacity.bytes };
+    let shared = Arc::new(Shared { state: Mutex::default(), capacity });
     let inbox = Inbox { shared: Arc::clone(&shared) };
-    let subscription = Subscription { shared, on_drop: None, recent: Vec::new() };
+    let subscription = Subscription { shared, on_drop: None, recent: Vec::new(), dropped: None };
     (inbox, subscription)
 }
 
@@ -145,20 +191,24 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Queues the event without waiting. On overflow the member is marked too
-    /// slow and will be told so at once, before anything still queued.
+    /// Queues the event without waiting. On overflow (in events or bytes)
+    /// the member is marked too slow and will be told so at once, before
+    /// anything still queued, which is let go.
     pub fn offer(&self, event: &Arc<Published>) -> Offer {
         let (offer, waiting) = {
             let mut state = self.shared.lock();
             if state.subscription_gone {
                 return Offer::Gone;
             }
-            if state.events.len() >= self.shared.capacity {
+            let bytes = state.bytes + event.bytes();
+            let capacity = self.shared.capacity;
+            if state.events.len() >= capacity.events || (bytes > capacity.bytes && !state.events.is_empty()) {
                 state.ended = Some(Ended::TooSlow);
-                state.events = VecDeque::new();
+                state.let_go();
                 (Offer::Overflowed, state.waiting.take())
             } else {
                 state.events.push_back(Arc::clone(event));
+                state.bytes = bytes;
                 (Offer::Queued, state.waiting.take())
             }
         };
@@ -186,7 +236,7 @@ impl Inbox {
         let waiting = {
             let mut state = self.shared.lock();
             state.ended.get_or_insert(reason);
-            state.events = VecDeque::new();
+            state.let_go();
             state.waiting.take()
         };
         if let Some(waker) = waiting {
@@ -219,6 +269,8 @@ pub struct Subscription {
     shared: Arc<Shared>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
     recent: Vec<Arc<Published>>,
+    /// The newest event the room had let go of before `recent`, if any.
+    dropped: Option<crate::domain::EventId>,
 }
 
 impl Subscription {
@@ -239,8 +291,12 @@ impl Subscription {
     /// Hands the member the room's recent events, oldest first: the ones
     /// published just before its first live event, taken atomically with
     /// joining so there is neither a gap nor an overlap.
-    pub fn with_recent(mut self, recent: Vec<Arc<Published>>) -> Self {
+    /// `dropped` is the event just before them that the room no longer
+    /// keeps (if it let any go): whoever tops the recent events up from
+    /// elsewhere can tell whether it reached them without a gap.
+    pub fn with_recent(mut self, recent: Vec<Arc<Published>>, dropped: Option<crate::domain::EventId>) -> Self {
         self.recent = recent;
+        self.dropped = dropped;
         self
     }
 
@@ -258,6 +314,27 @@ impl Subscription {
     /// The recent events handed over at subscription (empty after the first call).
     pub fn take_recent(&mut self) -> Vec<Arc<Published>> {
         std::mem::take(&mut self.recent)
+    }
+
+    /// The newest event the room had let go of before the recent ones, if
+    /// it had let any go ([`Self::with_recent`]).
+    pub fn dropped_before_recent(&self) -> Option<crate::domain::EventId> {
+        self.dropped
+    }
+
+    /// Ready, with why, once the subscription has been ended ahead of its
+    /// queue (cut off, room closed); takes no event. For a member's task
+    /// busy writing to a client that does not read: it learns at once that
+    /// it is cut off, instead of when the write gives up.
+    pub fn poll_ended(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Ended> {
+        let mut state = self.shared.lock();
+        if let Some(reason) = state.ended {
+            return Poll::Ready(reason);
+        }
+        if !state.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.waiting = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// The next event, waiting for one (notices are left for [`Self::take_notice`]).
@@ -309,7 +386,10 @@ impl Subscription {
             return Poll::Pending;
         }
         let take = state.events.len().min(max.max(1));
+        let taken = batch.len();
         batch.extend(state.events.drain(..take));
+        let bytes: usize = batch[taken..].iter().map(|event| event.bytes()).sum();
+        state.bytes = state.bytes.saturating_sub(bytes);
         shrink_after_burst(&mut state.events);
         Poll::Ready(Ok(()))
     }
@@ -319,6 +399,9 @@ impl Subscription {
         let mut state = self.shared.lock();
         ended(&state)?;
         let event = state.events.pop_front();
+        if let Some(event) = &event {
+            state.bytes = state.bytes.saturating_sub(event.bytes());
+        }
         if event.is_none() && state.inbox_gone {
             return Err(Ended::Closed);
         }
@@ -351,7 +434,7 @@ impl Drop for Subscription {
         {
             let mut state = self.shared.lock();
             state.subscription_gone = true;
-            state.events = VecDeque::new();
+            state.let_go();
             state.waiting = None;
         }
         if let Some(leave) = self.on_drop.take() {
@@ -385,10 +468,15 @@ mod tests {
         }
     }
 
+    /// A queue bounded in events alone.
+    fn events(events: usize) -> Capacity {
+        Capacity { events, bytes: usize::MAX }
+    }
+
     #[test]
     fn drop_hooks_all_run_the_inner_adapters_first() {
         let order = Arc::new(Mutex::new(Vec::new()));
-        let (_inbox, subscription) = queue(4);
+        let (_inbox, subscription) = queue(events(4));
         let (inner, outer) = (Arc::clone(&order), Arc::clone(&order));
         let subscription = subscription
             .on_drop(move || inner.lock().unwrap().push("inner"))
@@ -427,7 +515,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_overflowing_queue_reports_too_slow_before_what_it_still_holds() {
-        let (inbox, mut subscription) = queue(2);
+        let (inbox, mut subscription) = queue(events(2));
         let published = Published::new(event("x"));
         assert_eq!(inbox.offer(&published), Offer::Queued);
         assert_eq!(inbox.offer(&published), Offer::Queued);
@@ -437,8 +525,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_queue_overflows_by_bytes_well_before_its_event_count() {
+        let big = Published::new(event(&"x".repeat(1000)));
+        let capacity = Capacity { events: 1000, bytes: 3 * big.bytes() };
+        let (inbox, mut subscription) = queue(capacity);
+        for _ in 0..3 {
+            assert_eq!(inbox.offer(&big), Offer::Queued);
+        }
+        // What the member takes no longer counts against it.
+        assert_eq!(subscription.try_next().map(|e| e.is_some()), Ok(true));
+        assert_eq!(inbox.offer(&big), Offer::Queued);
+        assert_eq!(inbox.offer(&big), Offer::Overflowed, "4 events, over 3 events' worth of bytes");
+        assert_eq!(subscription.next().await.map(|_| ()), Err(Ended::TooSlow));
+    }
+
+    #[test]
+    fn one_event_larger_than_the_byte_bound_still_gets_through_alone() {
+        let big = Published::new(event(&"x".repeat(1000)));
+        let (inbox, mut subscription) = queue(Capacity { events: 8, bytes: 10 });
+        assert_eq!(inbox.offer(&big), Offer::Queued);
+        assert_eq!(subscription.try_next().map(|e| e.is_some()), Ok(true));
+        assert_eq!(inbox.offer(&big), Offer::Queued);
+        assert_eq!(inbox.offer(&big), Offer::Overflowed);
+    }
+
+    #[test]
+    fn an_events_weight_is_its_text_and_names_plus_a_fixed_overhead() {
+        let published = Published::new(event("hello"));
+        assert_eq!(published.bytes(), EVENT_OVERHEAD + "hello".len() + "ann".len() + "general".len());
+    }
+
+    #[tokio::test]
+    async fn a_member_cut_off_is_told_without_taking_an_event() {
+        let (inbox, mut subscription) = queue(events(1));
+        let published = Published::new(event("x"));
+        inbox.offer(&published);
+        let ended = tokio::spawn(async move { std::future::poll_fn(|cx| subscription.poll_ended(cx)).await });
+        tokio::task::yield_now().await;
+        assert_eq!(inbox.offer(&published), Offer::Overflowed);
+        assert_eq!(ended.await.unwrap(), Ended::TooSlow);
+    }
+
+    #[tokio::test]
     async fn a_queue_whose_inbox_is_dropped_ends_closed_after_draining() {
-        let (inbox, mut subscription) = queue(4);
+        let (inbox, mut subscription) = queue(events(4));
         inbox.offer(&Published::new(event("last")));
         drop(inbox);
         assert_eq!(subscription.next().await.map(|e| e.event().text.clone()), Ok(MessageText::parse("last").unwrap()));
@@ -447,7 +577,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_takes_what_is_queued_up_to_the_maximum_in_order() {
-        let (inbox, mut subscription) = queue(16);
+        let (inbox, mut subscription) = queue(events(16));
         for n in 0..5 {
             inbox.offer(&Published::new(event(&format!("m{n}"))));
         }
@@ -462,7 +592,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_member_wakes_when_an_event_is_offered_from_another_task() {
-        let (inbox, mut subscription) = queue(4);
+        let (inbox, mut subscription) = queue(events(4));
         let waiting = tokio::spawn(async move { subscription.next().await.map(|e| e.event().text.clone()) });
         tokio::task::yield_now().await;
         inbox.offer(&Published::new(event("wake")));
@@ -471,7 +601,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_notice_wakes_the_member_before_its_events_and_is_taken_once() {
-        let (inbox, mut subscription) = queue(4);
+        let (inbox, mut subscription) = queue(events(4));
         let waiting = tokio::spawn(async move {
             let mut batch = Vec::new();
             subscription.next_batch(&mut batch, 4).await.map(|()| (subscription, batch.len()))
@@ -494,7 +624,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_a_subscription_runs_its_leave_hook_and_the_inbox_sees_it_gone() {
-        let (inbox, subscription) = queue(4);
+        let (inbox, subscription) = queue(events(4));
         let left = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&left);
         let subscription = subscription.on_drop(move || flag.store(true, Ordering::SeqCst));

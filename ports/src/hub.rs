@@ -14,6 +14,11 @@
 //! they happened. What the broker brings from other processes comes back in
 //! through [`Incoming`].
 //!
+//! What the hub holds is bounded ([`Bounds`]): each member's queue in events
+//! and bytes, each room's recent events in count and bytes, and the number of
+//! rooms; past a bound a member is cut off, an old event forgotten (the chat
+//! log still has it) or a join refused ([`TooManyRooms`]).
+//!
 //! Knows rooms and queues; knows nothing of sockets, wire formats, or what
 //! carries events between processes.
 
@@ -22,22 +27,78 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use crate::broker::{Broker, Control, Incoming, Relaying};
-use crate::delivery::{Ended, Inbox, Notice, Offer, Published, Subscription, queue};
-use crate::domain::{DisplayName, RoomName};
+use crate::delivery::{Capacity, Ended, Inbox, Notice, Offer, Published, Subscription, queue};
+use crate::domain::{DisplayName, EventId, RoomName};
 
-/// Events a member may have queued before it counts as too slow. Queued
-/// events are shared pointers (8 bytes each; the event itself exists once),
-/// so this bounds a stuck member to 32 KiB of queue. 256 cut members off in
-/// a 5 000-member join storm on the original protocol (every join is a
-/// notice to everyone: 12.5 M deliveries in a few seconds), where a member's
-/// task can wait behind hundreds of joins before it runs.
+/// Events a member may have queued before it counts as too slow. 256 cut
+/// members off in a 5 000-member join storm on the original protocol (every
+/// join is a notice to everyone: 12.5 M deliveries in a few seconds), where a
+/// member's task can wait behind hundreds of joins before it runs.
 pub const DEFAULT_QUEUE: usize = 4096;
+/// Bytes ([`Published::bytes`]) a member may have queued before it counts as
+/// too slow: centrifuge's `ClientQueueMaxSize` is 1 MB. A join notice weighs
+/// about 120 bytes, so a full [`DEFAULT_QUEUE`] of them (the join storm) is
+/// about 480 KiB, under this; 64 messages of 16 KiB are over it.
+pub const DEFAULT_QUEUE_BYTES: usize = 1024 * 1024;
 /// Events each room keeps for newcomers and resuming clients.
 pub const RECENT_EVENTS: usize = 256;
+/// Bytes each room's recent events may weigh, each counted
+/// [`RECENT_COPIES`] times. 256 ordinary messages (~250 bytes each, so
+/// ~750 counted) fit well under it; 16 KiB messages, about 21.
+pub const DEFAULT_RECENT_BYTES: usize = 1024 * 1024;
+/// What a kept event costs, in multiples of [`Published::bytes`]: the event
+/// itself and the frames cached with it (one per wire format in use, two
+/// here). A constant, so the bound holds whichever formats were asked for.
+pub const RECENT_COPIES: usize = 3;
+/// Rooms with members in this process at once. Each may keep
+/// [`DEFAULT_RECENT_BYTES`] of recent events, so this is also what bounds
+/// their sum (10 GiB in the worst case, each room full of 16 KiB messages).
+pub const DEFAULT_MAX_ROOMS: usize = 10_000;
+
+/// How much the hub may hold; see the constants for each default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Each member's queue: past it the member is cut off.
+    pub queue: Capacity,
+    /// Each room's recent events, at most this many…
+    pub recent_events: usize,
+    /// …weighing at most this ([`RECENT_COPIES`] × their bytes): past either,
+    /// the oldest is forgotten here (the chat log keeps it).
+    pub recent_bytes: usize,
+    /// Rooms with members here at once: past it a join to a new room is refused.
+    pub rooms: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            queue: Capacity { events: DEFAULT_QUEUE, bytes: DEFAULT_QUEUE_BYTES },
+            recent_events: RECENT_EVENTS,
+            recent_bytes: DEFAULT_RECENT_BYTES,
+            rooms: DEFAULT_MAX_ROOMS,
+        }
+    }
+}
+
+impl From<usize> for Bounds {
+    /// A member's queue of `queue_events` events; every other bound its default.
+    fn from(queue_events: usize) -> Self {
+        let mut bounds = Bounds::default();
+        bounds.queue.events = queue_events;
+        bounds
+    }
+}
+
+/// A join to a new room while [`Bounds::rooms`] rooms are open here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many rooms: {open} are open here, the most allowed")]
+pub struct TooManyRooms {
+    pub open: usize,
+}
 
 pub struct Hub {
     registry: Arc<Registry>,
-    queue_capacity: usize,
+    bounds: Bounds,
     next_member: AtomicU64,
     /// Whether events may not cross between processes now: a member joining
     /// meanwhile is told so at once.
@@ -60,6 +121,29 @@ struct RoomState {
     members: Vec<Member>,
     /// The last events delivered, for newcomers and reconnecting clients.
     recent: VecDeque<Arc<Published>>,
+    /// What `recent` weighs ([`RECENT_COPIES`] × its events' bytes).
+    recent_bytes: usize,
+    /// The newest event let go of from `recent`, if any.
+    dropped: Option<EventId>,
+}
+
+impl RoomState {
+    /// Keeps `event` among the recent ones, forgetting the oldest past either bound.
+    fn remember(&mut self, event: &Arc<Published>, bounds: &Bounds) {
+        self.recent.push_back(Arc::clone(event));
+        self.recent_bytes += recent_weight(event);
+        while self.recent.len() > bounds.recent_events || self.recent_bytes > bounds.recent_bytes {
+            let Some(oldest) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_bytes = self.recent_bytes.saturating_sub(recent_weight(&oldest));
+            self.dropped = Some(oldest.event().id);
+        }
+    }
+}
+
+fn recent_weight(event: &Published) -> usize {
+    event.bytes() * RECENT_COPIES
 }
 
 struct Member {
@@ -118,12 +202,12 @@ impl Registry {
 }
 
 impl Hub {
-    /// A hub whose members may each have `queue_capacity` events queued,
-    /// relaying its rooms through `broker` if there is one.
-    pub fn new(queue_capacity: usize, broker: Option<Arc<dyn Broker>>) -> Self {
+    /// A hub holding at most `bounds` (a number: a member's queue in events,
+    /// the rest default), relaying its rooms through `broker` if there is one.
+    pub fn new(bounds: impl Into<Bounds>, broker: Option<Arc<dyn Broker>>) -> Self {
         Self {
             registry: Arc::new(Registry { rooms: RwLock::default(), broker }),
-            queue_capacity,
+            bounds: bounds.into(),
             next_member: AtomicU64::new(0),
             degraded: AtomicBool::new(false),
         }
@@ -139,24 +223,27 @@ impl Hub {
         // removes the room itself once it is empty.
         let mut state = lock(&room.state);
         state.members.retain(|member| member.inbox.offer(event) == Offer::Queued);
-        if state.recent.len() == RECENT_EVENTS {
-            state.recent.pop_front();
-        }
-        state.recent.push_back(Arc::clone(event));
+        state.remember(event, &self.bounds);
     }
 
     /// Adds `member` to the room: it receives every event delivered to the
     /// room from now until the subscription is dropped, and is handed the
     /// room's recent events ([`Subscription::take_recent`]).
-    pub fn join(&self, room: &RoomName, member: &DisplayName) -> Joined {
-        let (inbox, subscription) = queue(self.queue_capacity);
+    ///
+    /// # Errors
+    /// [`TooManyRooms`] when the room is not open here and [`Bounds::rooms`] are.
+    pub fn join(&self, room: &RoomName, member: &DisplayName) -> Result<Joined, TooManyRooms> {
+        let (inbox, subscription) = queue(self.bounds.queue);
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
-        let (recent, relaying) = {
+        let (recent, dropped, relaying) = {
             // The registry's write lock is held while the member is added, so a
             // concurrent last leave cannot remove the room in between, and the
             // broker hears of the room's opening and closing in order; the
             // room's lock makes "recent" and "live from now" meet exactly.
             let mut rooms = self.registry.write();
+            if rooms.len() >= self.bounds.rooms && !rooms.contains_key(room) {
+                return Err(TooManyRooms { open: rooms.len() });
+            }
             let mut relaying = None;
             let entry = rooms.entry(room.clone()).or_insert_with(|| {
                 relaying = self.registry.broker.as_ref().map(|broker| broker.relay(room));
@@ -164,17 +251,17 @@ impl Hub {
             });
             let mut state = lock(&entry.state);
             state.members.push(Member { id, name: member.clone(), inbox });
-            (state.recent.iter().cloned().collect(), relaying)
+            (state.recent.iter().cloned().collect(), state.dropped, relaying)
         };
         let registry = Arc::downgrade(&self.registry);
         let room = room.clone();
-        let mut subscription = subscription.with_recent(recent).on_drop(move || leave(&registry, &room, id));
+        let mut subscription = subscription.with_recent(recent, dropped).on_drop(move || leave(&registry, &room, id));
         // Read after joining: a change of link now either shows here or is
         // told to this member among the rest.
         if self.degraded.load(Ordering::Acquire) {
             subscription = subscription.with_notice(Notice::Degraded);
         }
-        Joined { subscription, relaying }
+        Ok(Joined { subscription, relaying })
     }
 
     /// Who is in the room here, each name once, sorted.
@@ -217,7 +304,9 @@ impl Hub {
         match control {
             Control::DeleteEvent { room, id } => {
                 if let Some(room) = self.registry.room(room) {
-                    lock(&room.state).recent.retain(|event| event.event().id != *id);
+                    let mut state = lock(&room.state);
+                    state.recent.retain(|event| event.event().id != *id);
+                    state.recent_bytes = state.recent.iter().map(|event| recent_weight(event)).sum();
                 }
             }
             Control::CloseRoom { room } => {
@@ -267,7 +356,7 @@ impl Incoming for Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Self::new(DEFAULT_QUEUE, None)
+        Self::new(Bounds::default(), None)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::broker::{Broker, BrokerError, Control, Incoming};
 use crate::delivery::{Published, Subscription};
 use crate::domain::{DisplayName, RoomName};
-use crate::hub::Hub;
+use crate::hub::{Bounds, Hub, TooManyRooms};
 use crate::presence::{Presence, PresenceError};
 
 pub struct Rooms {
@@ -21,14 +21,16 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// Rooms within this process alone.
-    pub fn local(queue_capacity: usize) -> Self {
-        Self { hub: Arc::new(Hub::new(queue_capacity, None)), broker: None, presence: None }
+    /// Rooms within this process alone, holding at most `bounds` here
+    /// ([`Hub::new`]).
+    pub fn local(bounds: impl Into<Bounds>) -> Self {
+        Self { hub: Arc::new(Hub::new(bounds, None)), broker: None, presence: None }
     }
 
-    /// Rooms shared with every process on the same broker and presence.
-    pub fn shared(queue_capacity: usize, broker: Arc<dyn Broker>, presence: Option<Arc<dyn Presence>>) -> Self {
-        let hub = Arc::new(Hub::new(queue_capacity, Some(Arc::clone(&broker))));
+    /// Rooms shared with every process on the same broker and presence,
+    /// holding at most `bounds` here ([`Hub::new`]).
+    pub fn shared(bounds: impl Into<Bounds>, broker: Arc<dyn Broker>, presence: Option<Arc<dyn Presence>>) -> Self {
+        let hub = Arc::new(Hub::new(bounds, Some(Arc::clone(&broker))));
         let incoming: Arc<dyn Incoming> = Arc::clone(&hub) as Arc<dyn Incoming>;
         broker.start(Arc::downgrade(&incoming));
         Self { hub, broker: Some(broker), presence }
@@ -57,8 +59,12 @@ impl Rooms {
     /// is dropped. With the link between processes working, this waits (the
     /// adapters bound how long) until the room is relayed here and the
     /// others list the member; without it, the room works here at once.
-    pub async fn join(&self, room: &RoomName, member: &DisplayName) -> Subscription {
-        let joined = self.hub.join(room, member);
+    ///
+    /// # Errors
+    /// [`TooManyRooms`] when the room is not open here and as many rooms as
+    /// allowed are.
+    pub async fn join(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, TooManyRooms> {
+        let joined = self.hub.join(room, member)?;
         let written = self.presence.as_ref().map(|presence| presence.joined(room, member));
         if !self.hub.degraded() {
             if let Some(relaying) = joined.relaying
@@ -77,7 +83,7 @@ impl Rooms {
             let (presence, room, member) = (Arc::clone(presence), room.clone(), member.clone());
             subscription = subscription.on_drop(move || presence.left(&room, &member));
         }
-        subscription
+        Ok(subscription)
     }
 
     /// Who is in the room, wherever connected: each name once, sorted. When

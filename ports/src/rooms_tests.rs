@@ -45,7 +45,7 @@ async fn a_join_waits_for_relaying_and_presence_unless_the_link_is_down() {
     let rooms = Arc::new(Rooms::shared(8, Arc::new(slow), None));
     let joining = tokio::spawn({
         let rooms = Arc::clone(&rooms);
-        async move { rooms.join(&room("r"), &name("ann")).await }
+        async move { rooms.join(&room("r"), &name("ann")).await.unwrap() }
     });
     tokio::task::yield_now().await;
     assert!(!joining.is_finished(), "waits for the room to be relayed here");
@@ -53,7 +53,7 @@ async fn a_join_waits_for_relaying_and_presence_unless_the_link_is_down() {
     drop(joining.await.unwrap());
 
     rooms.hub().link(Notice::Degraded);
-    let mut bob = rooms.join(&room("s"), &name("bob")).await;
+    let mut bob = rooms.join(&room("s"), &name("bob")).await.unwrap();
     assert_eq!(bob.take_notice(), Some(Notice::Degraded), "joined at once, told why");
 }
 
@@ -63,7 +63,7 @@ async fn presence_hears_each_join_and_leave() {
     presence.expect_joined().times(1).returning(|_, _| Box::pin(async { Ok(()) }));
     presence.expect_left().withf(|r, n| r.as_str() == "r" && n.as_str() == "ann").times(1).return_const(());
     let rooms = Rooms::shared(8, Arc::new(broker()), Some(Arc::new(presence)));
-    drop(rooms.join(&room("r"), &name("ann")).await);
+    drop(rooms.join(&room("r"), &name("ann")).await.unwrap());
 }
 
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn rooms_here_and_elsewhere_are_added_up_by_name() {
     presence.expect_left().return_const(());
     presence.expect_rooms_elsewhere().returning(|| Ok(vec![(room("r"), 2), (room("s"), 1), (room("r"), 1)]));
     let rooms = Rooms::shared(8, Arc::new(broker()), Some(Arc::new(presence)));
-    let _ann = rooms.join(&room("r"), &name("ann")).await;
+    let _ann = rooms.join(&room("r"), &name("ann")).await.unwrap();
     assert_eq!(rooms.rooms().await, [(room("r"), 4), (room("s"), 1)]);
 }
 
@@ -87,7 +87,7 @@ async fn a_control_message_applies_here_and_goes_to_the_others() {
         .returning(|_| Ok(()));
     broker.expect_publish().returning(|_| Ok(()));
     let rooms = Rooms::shared(8, Arc::new(broker), None);
-    let mut ann = rooms.join(&room("r"), &name("ann")).await;
+    let mut ann = rooms.join(&room("r"), &name("ann")).await.unwrap();
     rooms.control(Control::CloseRoom { room: room("r") }).await.unwrap();
     assert_eq!(ann.next().await.map(|_| ()), Err(crate::Ended::RoomClosed));
     rooms

@@ -6,6 +6,7 @@ mod helpers;
 mod ws;
 
 mod accounts;
+mod bounds;
 mod docs;
 mod flaky_log;
 mod guests;

@@ -114,6 +114,8 @@ impl ApiError {
             ApiError::RequestTimeout => detail(StatusCode::REQUEST_TIMEOUT, "Request body not received in time"),
             ApiError::Chat(ChatError::Unavailable(cause)) => unavailable(&cause),
             ApiError::Chat(ChatError::Failed(cause)) => internal(&cause),
+            // No HTTP route joins a room; were one to, the cap is a 503 like the WebSocket's.
+            ApiError::Chat(ChatError::TooManyRooms(cause)) => unavailable(&cause),
             ApiError::Account(error) => account(error),
         }
     }

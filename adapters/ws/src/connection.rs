@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use parley_ports::domain::{EventId, Invalid, MessageText, RoomName, Rule};
+use parley_ports::domain::{ChatEvent, EventId, Invalid, MessageText, RoomName, Rule};
 use parley_ports::{Ended, Greeting, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
@@ -49,6 +49,11 @@ const ABUSE_LIMIT: u32 = 100;
 const READ_GRACE: Duration = Duration::from_secs(2);
 /// Longest `client_id` echoed in acks.
 const MAX_CLIENT_ID: usize = 64;
+/// Largest `history` frame, in bytes (one event larger than this still goes,
+/// alone): a quarter of the socket's write limit (`max_write_buffer_size`,
+/// 1 MiB, see `handshake.rs`), so a frame never comes near it, and small
+/// enough that a history is written in several goes rather than one burst.
+const HISTORY_FRAME_BYTES: usize = 256 * 1024;
 
 pub enum Protocol {
     Compat,
@@ -69,6 +74,33 @@ enum Outcome {
     Close(Close),
     /// The socket cannot be written to (the client vanished): read what is left.
     Gone,
+}
+
+/// Why frames were not all written.
+enum Unsent {
+    /// The socket failed or did not drain within the write timeout.
+    Gone,
+    /// The subscription ended while the frames were being written: the
+    /// member was cut off (or its room closed) and need not wait for them.
+    Ended(Ended),
+}
+
+impl From<Unsent> for Outcome {
+    fn from(unsent: Unsent) -> Self {
+        match unsent {
+            Unsent::Gone => Outcome::Gone,
+            Unsent::Ended(ended) => Outcome::Close(closing(ended)),
+        }
+    }
+}
+
+/// How a connection whose subscription ended closes.
+fn closing(ended: Ended) -> Close {
+    match ended {
+        Ended::TooSlow => Close::TooSlow,
+        Ended::Closed => Close::ShuttingDown,
+        Ended::RoomClosed => Close::RoomClosed,
+    }
 }
 
 /// What the handshake hands over: the upgrade still to come, the socket's
@@ -142,7 +174,10 @@ async fn welcome(
 }
 
 /// Who is here, then what was said before (or, on resume, what was missed),
-/// each preceded by an `error` frame when it is not all there.
+/// each preceded by an `error` frame when it is not all there. The past is
+/// split over as many `history` frames as keep each under
+/// [`HISTORY_FRAME_BYTES`]: all but the last say `"more": true`, the last
+/// says whether it is `complete`.
 fn greeting_frames(room: &RoomName, greeting: Greeting) -> Vec<Utf8Bytes> {
     let Greeting { members, events, complete, log_failure } = greeting;
     let mut frames = Vec::new();
@@ -164,10 +199,38 @@ fn greeting_frames(room: &RoomName, greeting: Greeting) -> Vec<Utf8Bytes> {
     if !complete {
         frames.push(error_frame("resume_gap", "some events since that id are no longer available; reload the history"));
     }
-    let events: Vec<_> = events.iter().map(encoding::event_object).collect();
-    frames.push(
-        json!({"type": "history", "room": room.as_str(), "events": events, "complete": complete}).to_string().into(),
-    );
+    frames.extend(history_frames(room, &events, complete, HISTORY_FRAME_BYTES));
+    frames
+}
+
+/// `events` as `history` frames of at most `limit` bytes each (a larger
+/// event alone), in order; the last one carries `complete`, the others
+/// `"more": true`. Always at least one frame, so a client always learns
+/// whether its history is complete.
+fn history_frames(room: &RoomName, events: &[ChatEvent], complete: bool, limit: usize) -> Vec<Utf8Bytes> {
+    let room = serde_json::Value::from(room.as_str()).to_string();
+    let head = format!(r#"{{"type":"history","room":{room},"events":["#);
+    let last_tail = format!(r#"],"complete":{complete}}}"#);
+    const MORE_TAIL: &str = r#"],"more":true}"#;
+    let mut frames = Vec::new();
+    let mut frame = head.clone();
+    let mut in_frame = 0;
+    for event in events {
+        let encoded = encoding::event_object(event).to_string();
+        // Room for this event and the longer tail, or a frame of its own.
+        if in_frame > 0 && frame.len() + 1 + encoded.len() + last_tail.len().max(MORE_TAIL.len()) > limit {
+            frame.push_str(MORE_TAIL);
+            frames.push(std::mem::replace(&mut frame, head.clone()).into());
+            in_frame = 0;
+        }
+        if in_frame > 0 {
+            frame.push(',');
+        }
+        frame.push_str(&encoded);
+        in_frame += 1;
+    }
+    frame.push_str(&last_tail);
+    frames.push(frame.into());
     frames
 }
 
@@ -216,9 +279,10 @@ impl Connection {
     /// The member's life: the greeting, the room, the goodbye, the leave
     /// notice. The connection slot is held until the member has left.
     async fn live(mut self, mut subscription: Subscription, greeting: Vec<Utf8Bytes>, slot: OwnedSemaphorePermit) {
-        let outcome = match Box::pin(self.send(greeting.into_iter().map(Message::Text))).await {
+        let greeting = greeting.into_iter().map(Message::Text);
+        let outcome = match Box::pin(self.send(greeting, Some(&mut subscription))).await {
             Ok(()) => self.serve(&mut subscription).await,
-            Err(()) => Outcome::Gone,
+            Err(unsent) => unsent.into(),
         };
         // Out of the fan-out first: the leave notice goes only to those who remain.
         drop(subscription);
@@ -270,9 +334,9 @@ impl Connection {
                 Next::Events(Ok(())) => {
                     if let Some(notice) = subscription.take_notice()
                         && self.json
-                        && Box::pin(self.reply(notice_frame(notice))).await.is_err()
+                        && let Err(outcome) = Box::pin(self.reply(notice_frame(notice))).await
                     {
-                        return Outcome::Gone;
+                        return outcome;
                     }
                     if batch.is_empty() {
                         continue;
@@ -281,23 +345,26 @@ impl Connection {
                     let frames = batch
                         .drain(..)
                         .map(|p| Message::Text(if json { p.encoded::<Json>() } else { p.encoded::<Compat>() }));
-                    if Box::pin(self.send(frames)).await.is_err() {
-                        return Outcome::Gone;
+                    // Raced against the member being cut off: a client that
+                    // does not read is let go as soon as its queue overflows,
+                    // not when the write times out.
+                    if let Err(unsent) = Box::pin(self.send(frames, Some(subscription))).await {
+                        return unsent.into();
                     }
                     // A burst (a join storm) leaves a big buffer behind; an idle member keeps a small one.
                     if batch.capacity() > BATCH_KEPT {
                         batch = Vec::new();
                     }
                 }
-                Next::Events(Err(Ended::TooSlow)) => return Outcome::Close(Close::TooSlow),
-                Next::Events(Err(Ended::Closed)) | Next::ShuttingDown => return Outcome::Close(Close::ShuttingDown),
-                Next::Events(Err(Ended::RoomClosed)) => return Outcome::Close(Close::RoomClosed),
+                Next::Events(Err(ended)) => return Outcome::Close(closing(ended)),
+                Next::ShuttingDown => return Outcome::Close(Close::ShuttingDown),
                 Next::Ping => {
                     if !std::mem::replace(&mut self.ponged, false) {
                         return Outcome::Close(Close::Unresponsive);
                     }
-                    if Box::pin(self.send(std::iter::once(Message::Ping(bytes::Bytes::new())))).await.is_err() {
-                        return Outcome::Gone;
+                    let ping = std::iter::once(Message::Ping(bytes::Bytes::new()));
+                    if let Err(unsent) = Box::pin(self.send(ping, Some(subscription))).await {
+                        return unsent.into();
                     }
                 }
             }
@@ -305,10 +372,18 @@ impl Connection {
     }
 
     /// Ends the connection: the close frame if the socket still takes one,
-    /// then what the client sent before it noticed, for a moment.
+    /// then what the client sent before it noticed, for a moment. A member
+    /// cut off as too slow is not reading: its close frame goes only if the
+    /// socket takes it at once, and the socket is dropped without a close
+    /// handshake, so it does not linger for a peer that will not answer.
     async fn finish(&mut self, outcome: Outcome) {
+        if let Outcome::Close(Close::TooSlow) = outcome {
+            let close = Message::Close(Some(Close::TooSlow.frame()));
+            let _ = self.socket.send(close).now_or_never();
+            return;
+        }
         if let Outcome::Close(close) = outcome {
-            let _ = self.send(std::iter::once(Message::Close(Some(close.frame())))).await;
+            let _ = self.send(std::iter::once(Message::Close(Some(close.frame()))), None).await;
         }
         let _ = tokio::time::timeout(READ_GRACE, async {
             while let Some(Ok(frame)) = self.socket.next().await {
@@ -401,13 +476,19 @@ impl Connection {
     }
 
     async fn reply(&mut self, frame: Utf8Bytes) -> Result<(), Outcome> {
-        self.send(std::iter::once(Message::Text(frame))).await.map_err(|()| Outcome::Gone)
+        self.send(std::iter::once(Message::Text(frame)), None).await.map_err(Outcome::from)
     }
 
     /// Feeds every frame, then flushes once; a client that cannot take them
     /// within the write timeout is gone. The timer is only armed when the
-    /// socket does not take the frames at once (the usual case needs none).
-    async fn send(&mut self, frames: impl IntoIterator<Item = Message>) -> Result<(), ()> {
+    /// socket does not take the frames at once (the usual case needs none);
+    /// so is the watch on `subscription`, which stops the write as soon as
+    /// the subscription ends (the member cut off while its socket is full).
+    async fn send(
+        &mut self,
+        frames: impl IntoIterator<Item = Message>,
+        subscription: Option<&mut Subscription>,
+    ) -> Result<(), Unsent> {
         let socket = &mut self.socket;
         let mut writing = std::pin::pin!(async move {
             for frame in frames {
@@ -416,20 +497,60 @@ impl Connection {
             socket.flush().await
         });
         let written = match (&mut writing).now_or_never() {
-            Some(done) => Ok(done),
-            None => Box::pin(tokio::time::timeout(self.rooms.config.write_timeout, writing)).await,
+            Some(done) => done,
+            None => {
+                let mut timed = Box::pin(tokio::time::timeout(self.rooms.config.write_timeout, writing));
+                let mut subscription = subscription;
+                let raced = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(written) = timed.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(written));
+                    }
+                    match subscription.as_deref_mut().map(|s| s.poll_ended(cx)) {
+                        Some(Poll::Ready(ended)) => Poll::Ready(Err(ended)),
+                        _ => Poll::Pending,
+                    }
+                })
+                .await;
+                match raced {
+                    Ok(Ok(written)) => written,
+                    Ok(Err(_)) => {
+                        tracing::debug!(room = %self.member.room(), "write timed out; dropping the connection");
+                        return Err(Unsent::Gone);
+                    }
+                    Err(ended) => {
+                        tracing::debug!(room = %self.member.room(), %ended, "ended while writing");
+                        return Err(Unsent::Ended(ended));
+                    }
+                }
+            }
         };
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "write failed");
-                Err(())
+        written.map_err(|error| {
+            if peer_went_away(&error) {
+                tracing::debug!(%error, "write failed: the client went away");
+            } else {
+                tracing::warn!(%error, room = %self.member.room(), user = %self.member.user(), "write failed");
             }
-            Err(_) => {
-                tracing::debug!("write timed out; dropping the connection");
-                Err(())
-            }
-        }
+            Unsent::Gone
+        })
+    }
+}
+
+/// Whether a write failed because the client closed or dropped the
+/// connection (routine), rather than for a reason worth a warning (a frame
+/// over the write limit, a protocol error on our side).
+fn peer_went_away(error: &WsError) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => true,
+        WsError::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::BrokenPipe
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
 

@@ -12,8 +12,8 @@ use hyper::header::{
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use parley_ports::AccountError;
 use parley_ports::domain::{ClientAddress, DisplayName};
+use parley_ports::{AccountError, ChatError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -122,6 +122,10 @@ pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _clien
     };
     let (member, subscription) = match rooms.chat.join(room, name, guest).await {
         Ok(joined) => joined,
+        Err(error @ ChatError::TooManyRooms(_)) => {
+            tracing::warn!(%error, client = %_client, "refused a join to a new room");
+            return detail(StatusCode::SERVICE_UNAVAILABLE, "Too many rooms are open on this server; try again later");
+        }
         Err(error) => {
             tracing::warn!(%error, "cannot join a room");
             return detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again shortly");
