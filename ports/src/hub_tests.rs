@@ -33,6 +33,7 @@ fn message(room_name: &str, n: u128, text: &str) -> Arc<Published> {
         user: name("ann"),
         kind: EventKind::Message,
         text: MessageText::parse(text).unwrap(),
+        guest: false,
         timestamp: time::OffsetDateTime::UNIX_EPOCH,
     })
 }
