@@ -6,6 +6,7 @@ mod helpers;
 mod ws;
 
 mod accounts;
+mod admission;
 mod docs;
 mod flaky_log;
 mod mysql_outage;
