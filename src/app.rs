@@ -122,7 +122,23 @@ impl App {
             ChatRecorder::bounded(Arc::clone(&log), Arc::clone(&clock), config.log_queue as usize, log_bytes);
         let seed = getrandom::u64().context("seeding event ids from the OS")?;
         let chat = Arc::new(Chat::new(rooms, log, recorder, clock, EventIds::new(seed)));
-        let server = parley_http::ServerConfig { cors_origins: config.cors_origins.clone(), ..Default::default() };
+        let server = parley_http::ServerConfig {
+            cors_origins: config.cors_origins.clone(),
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_tcp_connections(),
+            per_address: config.per_address(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            ..Default::default()
+        };
+        if config.max_connections as usize > server.max_connections {
+            tracing::warn!(
+                "PARLEY_MAX_CONNECTIONS ({}) exceeds the {} TCP connections this process may hold \
+                 (PARLEY_MAX_TCP_CONNECTIONS, bounded by the file-descriptor limit): the latter is what applies",
+                config.max_connections,
+                server.max_connections
+            );
+        }
         let ws = parley_ws::WsConfig {
             auth_mode: config.auth_mode,
             max_message_bytes: config.ws_max_message as usize,

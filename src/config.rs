@@ -171,6 +171,48 @@ pub struct Config {
     /// plus 96 each) before new ones go unlogged.
     #[arg(long, env = "PARLEY_LOG_QUEUE_BYTES", default_value_t = parley_ports::chat_recorder::DEFAULT_QUEUE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
     pub log_queue_bytes: u64,
+    /// Seconds a client has, from connecting, to send a complete request head
+    /// (protocol detection and the HTTP/2 preface included); decimals allowed.
+    #[arg(long, env = "PARLEY_HEADER_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds a connection may stay open with no request in flight (HTTP/2;
+    /// idle HTTP/1 keep-alive connections close after the header timeout).
+    #[arg(long, env = "PARLEY_IDLE_SECONDS", default_value = "60", value_parser = seconds)]
+    pub idle_timeout: Duration,
+
+    /// Open TCP connections at most, WebSockets included; more are closed at
+    /// once. Unset: the file-descriptor limit less a twentieth (at least 256)
+    /// for the database, broker and log files.
+    #[arg(long, env = "PARLEY_MAX_TCP_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tcp_connections: Option<u32>,
+
+    /// Connections one client address (IPv4, or IPv6 /64) may hold open; 0: no cap.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 300)]
+    pub max_connections_per_address: u32,
+
+    /// New connections per second one client address may open, sustained
+    /// (behind a trusted proxy: requests); 0: no limit.
+    #[arg(long, env = "PARLEY_CONNECTIONS_PER_SECOND_PER_ADDRESS", default_value_t = 50)]
+    pub connections_per_second_per_address: u32,
+
+    /// New connections one client address may open at once before the per-second rate applies.
+    #[arg(long, env = "PARLEY_CONNECTION_BURST_PER_ADDRESS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connection_burst_per_address: u32,
+
+    /// Comma-separated proxies (CIDR blocks or addresses) whose
+    /// `X-Forwarded-For`/`Forwarded` name the client; empty: none is believed.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<parley_http::ProxyRange>,
+}
+
+/// A duration given in (possibly fractional) seconds, from a millisecond to a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.001..=86_400.0).contains(&seconds) {
+        return Err(format!("{text} is not between 0.001 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Whether per-client limits apply.
@@ -229,6 +271,26 @@ impl Config {
         }
     }
 
+    /// `PARLEY_MAX_TCP_CONNECTIONS`, or the file-descriptor limit less headroom.
+    pub fn max_tcp_connections(&self) -> usize {
+        match self.max_tcp_connections {
+            Some(max) => max as usize,
+            None => {
+                let descriptors = open_files_limit().unwrap_or(1024);
+                descriptors.saturating_sub((descriptors / 20).max(256)).max(descriptors / 2).max(1) as usize
+            }
+        }
+    }
+
+    /// The limits each client address is held to, unless `PARLEY_LIMITS=off`.
+    pub fn per_address(&self) -> Option<parley_http::PerAddress> {
+        (self.limits == Limits::On).then_some(parley_http::PerAddress {
+            max_open: self.max_connections_per_address,
+            per_second: self.connections_per_second_per_address,
+            burst: self.connection_burst_per_address,
+        })
+    }
+
     pub fn token_lifetime(&self) -> Duration {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }
@@ -240,6 +302,20 @@ impl Config {
             parallelism: self.argon2_parallelism,
         }
     }
+}
+
+/// The soft limit on open files (sockets included), where the OS says.
+#[cfg(unix)]
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct it is given, which lives here.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn open_files_limit() -> Option<u64> {
+    None
 }
 
 #[cfg(test)]
@@ -268,6 +344,18 @@ mod tests {
     }
 
     #[test]
+    fn admission_settings_parse_and_limits_off_lifts_the_per_address_ones() {
+        let config = parse(&["--header-timeout", "0.25", "--trusted-proxies", "10.0.0.0/8,::1"]).unwrap();
+        assert_eq!(config.header_timeout, Duration::from_millis(250));
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let defaults = parse(&[]).unwrap();
+        assert!(defaults.max_tcp_connections() >= 256, "below the descriptor limit, not absurdly low");
+        assert_eq!(defaults.per_address().map(|limits| limits.max_open), Some(300));
+        assert_eq!(parse(&["--limits", "off"]).unwrap().per_address(), None);
+        assert_eq!(parse(&["--max-tcp-connections", "7"]).unwrap().max_tcp_connections(), 7);
+    }
+
+    #[test]
     fn rooms_span_processes_through_redis_or_nats_not_both() {
         assert_eq!(parse(&[]).unwrap().across(), Ok(Across::Alone));
         assert_eq!(parse(&["--nats-url", "nats://n:4222"]).unwrap().across(), Ok(Across::Nats("nats://n:4222")));
@@ -285,6 +373,10 @@ mod tests {
             &["--member-queue", "0"],
             &["--member-queue-bytes", "10"],
             &["--max-rooms", "0"],
+            &["--header-timeout", "0"],
+            &["--idle-timeout", "soon"],
+            &["--trusted-proxies", "10.0.0.0/33"],
+            &["--max-tcp-connections", "0"],
         ] {
             let error = parse(args).unwrap_err().to_string();
             assert!(error.contains(args[0]), "{error}");

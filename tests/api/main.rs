@@ -7,6 +7,7 @@ mod ws;
 
 mod accounts;
 mod bounds;
+mod admission;
 mod docs;
 mod flaky_log;
 mod guests;

@@ -10,6 +10,7 @@ use parley_ports::domain::Invalid;
 use parley_ports::{AccountError, ChatError};
 use serde::Serialize;
 
+use crate::admission::Refusal;
 use crate::reply::{Reply, json};
 
 /// One FastAPI-shaped validation problem: `{"type", "loc", "msg"}`.
@@ -56,6 +57,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// The client took too long to send its body.
     RequestTimeout,
+    /// Admission refused the client (logged where it was refused).
+    Refused(Refusal),
 }
 
 impl From<AccountError> for ApiError {
@@ -112,6 +115,15 @@ impl ApiError {
                 detail(StatusCode::PAYLOAD_TOO_LARGE, &format!("Request body larger than {limit} bytes"))
             }
             ApiError::RequestTimeout => detail(StatusCode::REQUEST_TIMEOUT, "Request body not received in time"),
+            ApiError::Refused(refusal) => {
+                let status = match refusal {
+                    Refusal::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    Refusal::TooManyOpen { .. } | Refusal::TooFast { .. } => StatusCode::TOO_MANY_REQUESTS,
+                };
+                let mut reply = detail(status, &refusal.to_string());
+                reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(refusal.retry_after_seconds()));
+                reply
+            }
             ApiError::Chat(ChatError::Unavailable(cause)) => unavailable(&cause),
             ApiError::Chat(ChatError::Failed(cause)) => internal(&cause),
             // No HTTP route joins a room; were one to, the cap is a 503 like the WebSocket's.
