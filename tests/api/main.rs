@@ -8,6 +8,7 @@ mod ws;
 mod accounts;
 mod docs;
 mod flaky_log;
+mod limits;
 mod mysql_outage;
 mod outage;
 mod protocol;
