@@ -148,6 +148,11 @@ impl App {
             message_burst: config.burst,
             ping_interval: Duration::from_secs(config.ping_seconds),
             write_timeout: Duration::from_secs(config.write_timeout_seconds),
+            messages_per_address: parley_ws::Rate::new(config.address_rate, config.address_burst),
+            messages_per_user: parley_ws::Rate::new(config.user_rate, config.user_burst),
+            joins_per_address: parley_ws::Rate::new(config.join_rate, config.join_burst),
+            per_client_limits: config.limits == Limits::On,
+            reserve_usernames: config.reserve_usernames,
             ..parley_ws::WsConfig::default()
         };
         Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize, ws })

@@ -128,6 +128,41 @@ pub struct Config {
     #[arg(long, env = "PARLEY_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: u32,
 
+    /// Messages per second one client address (an IPv4 address or an IPv6
+    /// /64) may send across all of its connections, sustained; 0: no limit.
+    /// Generous: a NAT'd office shares one address.
+    #[arg(long, env = "PARLEY_ADDRESS_RATE", default_value_t = 50)]
+    pub address_rate: u32,
+
+    /// Messages one client address may send across its connections in a burst.
+    #[arg(long, env = "PARLEY_ADDRESS_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_burst: u32,
+
+    /// Messages per second one token-authenticated user may send across all
+    /// of their connections, sustained; 0: no limit.
+    #[arg(long, env = "PARLEY_USER_RATE", default_value_t = 20)]
+    pub user_rate: u32,
+
+    /// Messages one user may send across their connections in a burst.
+    #[arg(long, env = "PARLEY_USER_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_burst: u32,
+
+    /// WebSocket joins (upgrades into a room) per second from one client
+    /// address, sustained; 0: no limit. Over it: 429 with Retry-After, and
+    /// the room sees nothing.
+    #[arg(long, env = "PARLEY_JOIN_RATE", default_value_t = 5)]
+    pub join_rate: u32,
+
+    /// Joins one client address may make in a burst (a whole office
+    /// reconnecting at once).
+    #[arg(long, env = "PARLEY_JOIN_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub join_burst: u32,
+
+    /// `true`: a guest (no token) may not use a registered user's username
+    /// (or e-mail), ignoring case; it is closed with 1008 and told to sign in.
+    #[arg(long, env = "PARLEY_RESERVE_USERNAMES", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub reserve_usernames: bool,
+
     /// Seconds between WebSocket pings; a connection that sends nothing (not
     /// even a pong) from one ping to the next is closed.
     #[arg(long, env = "PARLEY_PING_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]

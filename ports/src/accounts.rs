@@ -152,6 +152,12 @@ impl Accounts {
         self.tokens.issue(record.user.id).await.map_err(token_failure)
     }
 
+    /// Whether `name` is a registered user's username (or e-mail), ignoring
+    /// case: such a name is theirs, and a guest may be refused it.
+    pub async fn is_registered(&self, name: &str) -> Result<bool, AccountError> {
+        Ok(self.users.find_by_login(name).await?.is_some())
+    }
+
     /// The active user an access token names.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, AccountError> {
         let id = self.tokens.verify(token).await.map_err(token_failure)?;

@@ -12,7 +12,7 @@ use parley_ports::domain::{ChatEvent, EventId, EventIds, RoomName};
 use parley_ports::hub::DEFAULT_QUEUE;
 use parley_ports::{Accounts, Chat, ChatLog, ChatLogError, ChatRecorder, Rooms, SearchQuery};
 
-use crate::helpers::TestApp;
+use crate::helpers::serve;
 use crate::ws::{connect, send, text};
 
 /// Refuses the first `failures` appends, then stores like the memory log.
@@ -64,20 +64,7 @@ async fn a_log_that_fails_for_a_while_delays_nothing_and_loses_nothing() {
     let hasher = Arc::new(Argon2Hasher::new(HashCost::FAST_INSECURE, 2).unwrap());
     let tokens = Arc::new(JwtIssuer::new(b"secret", JwtAlgorithm::HS256, Duration::from_secs(60), clock.clone()));
     let accounts = Arc::new(Accounts::new(Arc::new(MemoryUserStore::default()), hasher, tokens, clock));
-    let rooms = parley_ws::WsRooms::new(Arc::clone(&chat), Arc::clone(&accounts), parley_ws::WsConfig::default());
-    let upgrade: parley_http::Upgrader =
-        Arc::new(move |request, client| Box::pin(Arc::clone(&rooms).handle(request, client)));
-    let api = parley_http::Api {
-        accounts,
-        chat: Arc::clone(&chat),
-        body_limit: 64 * 1024,
-        body_timeout: Duration::from_secs(5),
-        websockets: Some(upgrade),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(parley_http::serve(listener, api, parley_http::ServerConfig::default(), std::future::pending()));
-    let app = TestApp { address, client: reqwest::Client::new(), chat: Arc::clone(&chat) };
+    let app = serve(accounts, Arc::clone(&chat)).await;
 
     let mut ann = connect(&app, "/ws/chat/general/ann").await;
     assert_eq!(text(&mut ann).await, "🔵 ann joined the room.");

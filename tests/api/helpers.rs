@@ -37,6 +37,25 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     TestApp { address, client: reqwest::Client::new(), chat }
 }
 
+/// Serves services wired by hand (over a test's own adapters), with the
+/// default settings, on 127.0.0.1:0: HTTP and the WebSocket rooms.
+pub async fn serve(accounts: Arc<parley_ports::Accounts>, chat: Arc<parley_ports::Chat>) -> TestApp {
+    let rooms = parley_ws::WsRooms::new(Arc::clone(&chat), Arc::clone(&accounts), parley_ws::WsConfig::default());
+    let upgrade: parley_http::Upgrader =
+        Arc::new(move |request, client| Box::pin(Arc::clone(&rooms).handle(request, client)));
+    let api = parley_http::Api {
+        accounts,
+        chat: Arc::clone(&chat),
+        body_limit: 64 * 1024,
+        body_timeout: std::time::Duration::from_secs(5),
+        websockets: Some(upgrade),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(parley_http::serve(listener, api, parley_http::ServerConfig::default(), std::future::pending()));
+    TestApp { address, client: reqwest::Client::new(), chat }
+}
+
 /// A registered user and a token for them.
 pub struct Account {
     pub id: i64,

@@ -11,6 +11,7 @@ mod admission;
 mod docs;
 mod flaky_log;
 mod guests;
+mod limits;
 mod mysql_outage;
 mod outage;
 mod protocol;

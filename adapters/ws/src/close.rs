@@ -23,6 +23,8 @@ pub enum Close {
     InvalidUtf8,
     ProtocolError,
     RateLimited,
+    /// A guest asked for a registered user's name (`PARLEY_RESERVE_USERNAMES`).
+    ReservedName,
     /// The fan-out or the log is down; retry later.
     Unavailable,
 }
@@ -41,6 +43,7 @@ impl Close {
             Close::InvalidUtf8 => (CloseCode::Invalid, "invalid UTF-8"),
             Close::ProtocolError => (CloseCode::Protocol, "protocol error"),
             Close::RateLimited => (CloseCode::Policy, "rate limit exceeded"),
+            Close::ReservedName => (CloseCode::Policy, "this name belongs to a registered user: sign in to use it"),
             Close::Unavailable => (CloseCode::Again, "service unavailable, try again later"),
         };
         CloseFrame { code, reason: reason.into() }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use parley_ports::domain::{ChatEvent, EventId, Invalid, MessageText, RoomName, Rule};
+use parley_ports::domain::{ChatEvent, ClientAddress, EventId, Invalid, MessageText, RoomName, Rule, UserId};
 use parley_ports::{Ended, Greeting, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,6 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::WsRooms;
+use crate::client_limits::Exceeded;
 use crate::close::Close;
 use crate::encoding::{self, Compat, Json};
 use crate::rate::TokenBucket;
@@ -104,11 +105,14 @@ fn closing(ended: Ended) -> Close {
 }
 
 /// What the handshake hands over: the upgrade still to come, the socket's
-/// settings, and the connection slot, held until the member has left.
+/// settings, the connection slot (held until the member has left), and whom
+/// the per-client limits count the messages of.
 pub struct Upgrade {
     pub on_upgrade: OnUpgrade,
     pub config: WebSocketConfig,
     pub slot: OwnedSemaphorePermit,
+    pub client: ClientAddress,
+    pub user: Option<UserId>,
 }
 
 /// Opens the connection and greets the member, then hands the member's life
@@ -122,7 +126,7 @@ pub async fn run(
     mut subscription: Subscription,
     protocol: Protocol,
 ) {
-    let Upgrade { on_upgrade, config, slot } = upgrade;
+    let Upgrade { on_upgrade, config, slot, client, user } = upgrade;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -143,7 +147,12 @@ pub async fn run(
     };
     let connection = Connection {
         socket,
-        bucket: TokenBucket::new(rooms.config.messages_per_second, rooms.config.message_burst),
+        bucket: rooms
+            .config
+            .per_client_limits
+            .then(|| TokenBucket::new(rooms.config.messages_per_second, rooms.config.message_burst)),
+        client,
+        user,
         rooms,
         member,
         json,
@@ -268,7 +277,12 @@ struct Connection {
     rooms: Arc<WsRooms>,
     member: Member,
     json: bool,
-    bucket: TokenBucket,
+    /// This connection's own rate; `None` with `PARLEY_LIMITS=off`.
+    bucket: Option<TokenBucket>,
+    /// Where the client connects from, for the limits across its connections.
+    client: ClientAddress,
+    /// The user a token named, for the limits across their connections.
+    user: Option<UserId>,
     /// Rate-limited messages so far.
     excess: u32,
     /// Whether the client showed it is alive since the last ping.
@@ -417,17 +431,38 @@ impl Connection {
         };
         // Any frame shows the client is alive.
         self.ponged = true;
-        if !self.bucket.take() {
+        if let Err(why) = self.may_send() {
             self.excess += 1;
             if self.excess > ABUSE_LIMIT {
+                tracing::warn!(client = %self.client, "closing a connection that kept sending past its rate limit");
                 return Err(Outcome::Close(Close::RateLimited));
             }
             if self.json {
-                self.reply(error_frame("rate_limited", "slow down: message dropped")).await?;
+                self.reply(error_frame("rate_limited", why)).await?;
             }
             return Ok(());
         }
         if self.json { self.command(&text).await } else { self.say(text.as_str()).await }
+    }
+
+    /// Whether one more message is within this connection's rate and within
+    /// its client's, across connections (one check per limit); if not, why.
+    fn may_send(&mut self) -> Result<(), &'static str> {
+        if let Some(bucket) = &mut self.bucket
+            && !bucket.take()
+        {
+            return Err("slow down: message dropped");
+        }
+        self.rooms.limits.message(self.client, self.user).map_err(|exceeded| {
+            if self.rooms.limits.should_warn(self.client) {
+                let by = match exceeded {
+                    Exceeded::Address => "address",
+                    Exceeded::User => "user",
+                };
+                tracing::warn!(client = %self.client, by, "messages dropped over a per-client rate (said once a minute)");
+            }
+            exceeded.explanation()
+        })
     }
 
     /// The text protocol: the frame is the message.

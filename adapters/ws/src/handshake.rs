@@ -1,37 +1,102 @@
-//! From an HTTP request to an open WebSocket: the endpoint, the token, a
-//! connection slot and the room are all settled before the 101, so a refusal
-//! is an ordinary HTTP status with a `{"detail"}` body.
+//! From an HTTP request to an open WebSocket, in steps each settled before
+//! the 101, so that a refusal is an ordinary HTTP status (`refusal.rs`):
+//! - parse: the endpoint, the upgrade headers, the options;
+//! - the client's joins are counted, before anything costs (a token check, a
+//!   store lookup, the room): a join flood never reaches the room;
+//! - authenticate: who joins — the user a token names, or a guest;
+//! - admit: a connection slot, the reserved names, then the room.
+//!
+//! Knows nothing of frames once the connection is open: that is `connection`'s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    AUTHORIZATION, CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
+use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode};
-use parley_ports::domain::{ClientAddress, DisplayName};
-use parley_ports::{AccountError, ChatError};
+use hyper_util::rt::TokioIo;
+use parley_ports::domain::{ClientAddress, DisplayName, RoomName, UserId};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::WsRooms;
+use crate::close::Close;
 use crate::connection::{self, Protocol};
 use crate::endpoint::{AuthMode, BadEndpoint, Endpoint, Options};
+use crate::refusal::{Refusal, Reply};
 
-type Reply = Response<Full<Bytes>>;
+/// How long a refused client's close echo is waited for.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-fn detail(status: StatusCode, text: &str) -> Reply {
-    let body = serde_json::json!({ "detail": text }).to_string();
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if status == StatusCode::UNAUTHORIZED {
-        reply.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+/// What a well-formed upgrade request asks for.
+struct Asked {
+    endpoint: Endpoint,
+    /// The `Sec-WebSocket-Accept` the 101 carries.
+    accept: String,
+    options: Options,
+    /// From the query's `token=` or an `Authorization: Bearer` header.
+    token: Option<String>,
+}
+
+/// Who joins which room, and how they speak.
+pub struct Identity {
+    pub room: RoomName,
+    pub name: DisplayName,
+    /// The user a token named; `None` for a guest.
+    pub user: Option<UserId>,
+    pub protocol: Protocol,
+}
+
+impl Identity {
+    /// Unauthenticated: the name is only what the client said it was.
+    pub fn is_guest(&self) -> bool {
+        self.user.is_none()
     }
-    reply
+}
+
+pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, client: ClientAddress) -> Reply {
+    match open(&rooms, &mut request, client).await {
+        Ok(reply) => reply,
+        Err(refusal) => refusal.into_reply(client, &rooms.limits),
+    }
+}
+
+async fn open(rooms: &Arc<WsRooms>, request: &mut Request<Incoming>, client: ClientAddress) -> Result<Reply, Refusal> {
+    let asked = parse(request)?;
+    rooms.limits.join(client)?;
+    let accept = asked.accept.clone();
+    let identity = authenticate(rooms, asked).await?;
+    admit(rooms, request, identity, client, &accept).await
+}
+
+fn parse(request: &Request<Incoming>) -> Result<Asked, Refusal> {
+    let endpoint = Endpoint::parse(request.uri().path()).map_err(|bad| match bad {
+        BadEndpoint::NotFound => Refusal::NotFound,
+        BadEndpoint::Invalid(invalid) => Refusal::BadRequest(invalid.to_string()),
+        BadEndpoint::NotUtf8(field) => Refusal::BadRequest(format!("{field}: not UTF-8")),
+    })?;
+    let headers = request.headers();
+    let is_upgrade = request.method() == Method::GET
+        && header_has(headers, CONNECTION, "upgrade")
+        && header_has(headers, UPGRADE, "websocket")
+        && headers.get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let accept = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade)
+        .map(|key| derive_accept_key(key.as_bytes()))
+        .ok_or(Refusal::NotAnUpgrade)?;
+    let options = Options::parse(request.uri().query()).map_err(Refusal::BadRequest)?;
+    let token = options.token.clone().or_else(|| bearer(headers));
+    Ok(Asked { endpoint, accept, options, token })
 }
 
 fn header_has(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> bool {
@@ -49,106 +114,91 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
-fn account_refusal(error: AccountError) -> Reply {
-    match error {
-        AccountError::Inactive => detail(StatusCode::FORBIDDEN, "Inactive user"),
-        AccountError::Unavailable(cause) => {
-            tracing::warn!(%cause, "cannot check a WebSocket token");
-            detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again shortly")
+/// The JSON endpoint needs a token and names the member after its user. The
+/// original endpoint takes the path's name: with a token (always, in
+/// `required` mode) it must be the token's user's; without one, in `open`
+/// mode, the member is a guest. A token that does not hold is refused on
+/// both, never taken for a guest.
+async fn authenticate(rooms: &WsRooms, asked: Asked) -> Result<Identity, Refusal> {
+    let Asked { endpoint, options, token, .. } = asked;
+    let caller = match token {
+        Some(token) => Some(rooms.accounts.authenticate(&token).await?),
+        None => None,
+    };
+    match endpoint {
+        Endpoint::Compat { room, username } => {
+            let user = match caller {
+                Some(caller) if caller.user().username.as_str().eq_ignore_ascii_case(username.as_str()) => {
+                    Some(caller.id())
+                }
+                Some(_) => return Err(Refusal::NotTheTokensUser),
+                None if rooms.config.auth_mode == AuthMode::Required => return Err(Refusal::NotAuthenticated),
+                None => None,
+            };
+            Ok(Identity { room, name: username, user, protocol: Protocol::Compat })
         }
-        _ => detail(StatusCode::UNAUTHORIZED, "Could not validate credentials"),
+        Endpoint::Json { room } => {
+            let caller = caller.ok_or(Refusal::NotAuthenticated)?;
+            let name = DisplayName::from_storage(caller.user().username.as_str().to_owned());
+            let protocol = Protocol::Json { since: options.since, history: options.history };
+            Ok(Identity { room, name, user: Some(caller.id()), protocol })
+        }
     }
 }
 
-pub async fn upgrade(rooms: Arc<WsRooms>, mut request: Request<Incoming>, _client: ClientAddress) -> Reply {
-    let endpoint = match Endpoint::parse(request.uri().path()) {
-        Ok(endpoint) => endpoint,
-        Err(BadEndpoint::NotFound) => return detail(StatusCode::NOT_FOUND, "Not Found"),
-        Err(BadEndpoint::Invalid(invalid)) => return detail(StatusCode::BAD_REQUEST, &invalid.to_string()),
-        Err(BadEndpoint::NotUtf8(field)) => return detail(StatusCode::BAD_REQUEST, &format!("{field}: not UTF-8")),
-    };
-    let headers = request.headers();
-    let key = headers.get(SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes()));
-    let is_upgrade = request.method() == Method::GET
-        && header_has(headers, CONNECTION, "upgrade")
-        && header_has(headers, UPGRADE, "websocket")
-        && headers.get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(accept) = key.filter(|_| is_upgrade) else {
-        let mut reply = detail(StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade expected");
-        reply.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
-        reply.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return reply;
-    };
-    let options = match Options::parse(request.uri().query()) {
-        Ok(options) => options,
-        Err(problem) => return detail(StatusCode::BAD_REQUEST, &problem),
-    };
-    let token = options.token.clone().or_else(|| bearer(request.headers()));
+async fn admit(
+    rooms: &Arc<WsRooms>,
+    request: &mut Request<Incoming>,
+    identity: Identity,
+    client: ClientAddress,
+    accept: &str,
+) -> Result<Reply, Refusal> {
+    let slot = Arc::clone(&rooms.slots).try_acquire_owned().map_err(|_| Refusal::Full)?;
+    let on_upgrade = hyper::upgrade::on(request);
+    let config = socket_config(rooms.config.max_message_bytes);
+    if identity.is_guest()
+        && rooms.config.reserve_usernames
+        && rooms.accounts.is_registered(identity.name.as_str()).await?
+    {
+        // Upgraded, then closed: a browser cannot read a refused upgrade's reason.
+        tracing::info!(%client, name = identity.name.as_str(), "a guest asked for a registered user's name");
+        tokio::spawn(close_at_once(on_upgrade, config, Close::ReservedName, slot, rooms.config.write_timeout));
+        return Ok(switching_protocols(accept));
+    }
+    let guest = identity.is_guest();
+    let (member, subscription) = rooms.chat.join(identity.room, identity.name, guest).await?;
+    let upgrade = connection::Upgrade { on_upgrade, config, slot, client, user: identity.user };
+    tokio::spawn(connection::run(upgrade, Arc::clone(rooms), member, subscription, identity.protocol));
+    Ok(switching_protocols(accept))
+}
 
-    // `guest`: nobody checked the name. The JSON endpoint always
-    // authenticates; the original one only when auth is required.
-    let (room, name, guest, protocol) = match endpoint {
-        Endpoint::Compat { room, username } => {
-            if rooms.config.auth_mode == AuthMode::Required {
-                let Some(token) = token else {
-                    return detail(StatusCode::UNAUTHORIZED, "Not authenticated");
-                };
-                let caller = match rooms.accounts.authenticate(&token).await {
-                    Ok(caller) => caller,
-                    Err(error) => return account_refusal(error),
-                };
-                if !caller.user().username.as_str().eq_ignore_ascii_case(username.as_str()) {
-                    return detail(StatusCode::FORBIDDEN, "The username in the path is not the token's user");
-                }
-            }
-            let guest = rooms.config.auth_mode != AuthMode::Required;
-            (room, username, guest, Protocol::Compat)
-        }
-        Endpoint::Json { room } => {
-            let Some(token) = token else {
-                return detail(StatusCode::UNAUTHORIZED, "Not authenticated");
-            };
-            let caller = match rooms.accounts.authenticate(&token).await {
-                Ok(caller) => caller,
-                Err(error) => return account_refusal(error),
-            };
-            let name = DisplayName::from_storage(caller.user().username.as_str().to_owned());
-            (room, name, false, Protocol::Json { since: options.since, history: options.history })
-        }
-    };
-
-    let Ok(slot) = Arc::clone(&rooms.slots).try_acquire_owned() else {
-        return detail(StatusCode::SERVICE_UNAVAILABLE, "Too many connections");
-    };
-    let (member, subscription) = match rooms.chat.join(room, name, guest).await {
-        Ok(joined) => joined,
-        Err(error @ ChatError::TooManyRooms(_)) => {
-            tracing::warn!(%error, client = %_client, "refused a join to a new room");
-            return detail(StatusCode::SERVICE_UNAVAILABLE, "Too many rooms are open on this server; try again later");
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot join a room");
-            return detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again shortly");
-        }
-    };
-
-    let upgrade = connection::Upgrade {
-        on_upgrade: hyper::upgrade::on(&mut request),
-        config: socket_config(rooms.config.max_message_bytes),
-        slot,
-    };
-    let serving = connection::run(upgrade, rooms, member, subscription, protocol);
-    tokio::spawn(serving);
-
+fn switching_protocols(accept: &str) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::new()));
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let out = reply.headers_mut();
     out.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     out.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
+    if let Ok(accept) = HeaderValue::from_str(accept) {
         out.insert(SEC_WEBSOCKET_ACCEPT, accept);
     }
     reply
+}
+
+/// Completes the upgrade only to close with `close`'s code and reason; the
+/// room never hears of it. The slot is held until the socket is gone.
+async fn close_at_once(
+    on_upgrade: OnUpgrade,
+    config: WebSocketConfig,
+    close: Close,
+    _slot: OwnedSemaphorePermit,
+    write_timeout: Duration,
+) {
+    let Ok(upgraded) = on_upgrade.await else { return };
+    let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    if tokio::time::timeout(write_timeout, socket.close(Some(close.frame()))).await.is_ok() {
+        // The close echo, for a clean close; not waited for past a moment.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.next().await {} }).await;
+    }
 }
 
 /// Small buffers: an idle connection should cost a few KiB, not tungstenite's

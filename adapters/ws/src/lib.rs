@@ -14,12 +14,14 @@
 //! member's bounded queue in batches, flushing once per batch; a member that
 //! cannot keep up is closed, never waited for.
 
+mod client_limits;
 mod close;
 mod connection;
 pub mod encoding;
 mod endpoint;
 mod handshake;
 mod rate;
+mod refusal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use parley_ports::domain::ClientAddress;
 use parley_ports::{Accounts, Chat};
 use tokio::sync::{Semaphore, watch};
 
+pub use client_limits::{ClientLimits, Exceeded, Rate, TooManyJoins};
 pub use endpoint::AuthMode;
 
 /// Limits and timings of the WebSocket endpoints.
@@ -48,6 +51,18 @@ pub struct WsConfig {
     pub messages_per_second: u32,
     /// …and in a burst.
     pub message_burst: u32,
+    /// Messages per client address (an IPv4 address or an IPv6 /64), across
+    /// all of its connections: a NAT'd office shares one.
+    pub messages_per_address: Rate,
+    /// Messages per token-authenticated user, across all of their connections.
+    pub messages_per_user: Rate,
+    /// Joins (WebSocket upgrades into a room) per client address.
+    pub joins_per_address: Rate,
+    /// `false` lifts every per-client limit above, and the per-connection
+    /// rate (`PARLEY_LIMITS=off`, for test rigs).
+    pub per_client_limits: bool,
+    /// Whether a guest may not use a registered user's name.
+    pub reserve_usernames: bool,
     /// How often the server pings; two intervals without a pong close the connection.
     pub ping_interval: Duration,
     /// A write that cannot finish in this time means the client is gone.
@@ -63,6 +78,11 @@ impl Default for WsConfig {
             history_on_join: 50,
             messages_per_second: 20,
             message_burst: 40,
+            messages_per_address: Rate::new(50, 200),
+            messages_per_user: Rate::new(20, 40),
+            joins_per_address: Rate::new(5, 200),
+            per_client_limits: true,
+            reserve_usernames: false,
             ping_interval: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
         }
@@ -74,14 +94,23 @@ pub struct WsRooms {
     chat: Arc<Chat>,
     accounts: Arc<Accounts>,
     config: WsConfig,
+    limits: Arc<ClientLimits>,
     slots: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
 impl WsRooms {
+    /// Must be called within a tokio runtime: the per-client limits forget
+    /// idle clients on a timer of their own, which ends with the rooms.
     pub fn new(chat: Arc<Chat>, accounts: Arc<Accounts>, config: WsConfig) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        Arc::new(Self { chat, accounts, config, slots, shutdown: watch::Sender::new(false) })
+        let limits = Arc::new(if config.per_client_limits {
+            ClientLimits::new(config.messages_per_address, config.messages_per_user, config.joins_per_address)
+        } else {
+            ClientLimits::off()
+        });
+        tokio::spawn(forget_idle_clients(Arc::downgrade(&limits)));
+        Arc::new(Self { chat, accounts, config, limits, slots, shutdown: watch::Sender::new(false) })
     }
 
     /// Answers a request for a `/ws/...` path from `client`: the 101 upgrade, or a JSON error.
@@ -102,5 +131,17 @@ impl WsRooms {
     /// Connections open now.
     pub fn connections(&self) -> usize {
         self.config.max_connections.max(1) - self.slots.available_permits()
+    }
+}
+
+/// Keeps the per-client limiters' memory bounded by the clients active
+/// lately, until the rooms are gone.
+async fn forget_idle_clients(limits: std::sync::Weak<ClientLimits>) {
+    let mut every = tokio::time::interval(client_limits::FORGET_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(limits) = limits.upgrade() else { return };
+        limits.forget_idle();
     }
 }
