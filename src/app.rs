@@ -153,7 +153,6 @@ impl App {
             joins_per_address: parley_ws::Rate::new(config.join_rate, config.join_burst),
             per_client_limits: config.limits == Limits::On,
             reserve_usernames: config.reserve_usernames,
-            ..parley_ws::WsConfig::default()
         };
         Ok(Self { accounts, chat, writer, server, body_limit: config.body_limit as usize, ws })
     }

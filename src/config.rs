@@ -341,6 +341,7 @@ impl Config {
 
 /// The soft limit on open files (sockets included), where the OS says.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast, reason = "rlim_t is u64 on Linux, not on every unix")]
 fn open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct it is given, which lives here.
