@@ -36,15 +36,20 @@ pub fn document(event: &ChatEvent) -> Value {
         EventKind::Left => LEFT,
         EventKind::Message => event.text.as_str(),
     };
-    json!({
+    let mut document = json!({
         "id": event.id.to_string(),
         "room": event.room.as_str(),
         "user": event.user.as_str(),
-        "guest": event.guest,
         "kind": event.kind.as_str(),
         "message": message,
         "timestamp": timestamp(event.timestamp),
-    })
+    });
+    // Only guests' documents carry the flag: a registered member's stays the
+    // original app's document, field for field.
+    if event.guest {
+        document["guest"] = Value::Bool(true);
+    }
+    document
 }
 
 /// ISO-8601 in UTC with milliseconds, as the original wrote it.
@@ -137,6 +142,16 @@ mod tests {
             let hit = json!({ "_id": original.id.to_string(), "_source": document(&original) });
             assert_eq!(event(&hit), Some(original));
         }
+    }
+
+    #[test]
+    fn only_a_guests_document_carries_the_flag_and_it_reads_back() {
+        let registered = document(&event_of(EventKind::Message, "hi"));
+        assert!(registered.get("guest").is_none(), "{registered}");
+        let guest = ChatEvent { guest: true, ..event_of(EventKind::Message, "hi") };
+        let written = document(&guest);
+        assert_eq!(written["guest"], true);
+        assert_eq!(event(&json!({ "_id": guest.id.to_string(), "_source": written })), Some(guest));
     }
 
     #[test]
