@@ -6,8 +6,8 @@ mod helpers;
 mod ws;
 
 mod accounts;
-mod bounds;
 mod admission;
+mod bounds;
 mod docs;
 mod flaky_log;
 mod guests;
