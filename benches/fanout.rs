@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parley_memory::{MemoryChatLog, SystemClock};
-use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
+use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, Present, RoomName};
 use parley_ports::{ChatLog, ChatRecorder, Encoding, Published, Rooms};
 use tokio::runtime::Runtime;
+
+fn member(name: &str) -> Present {
+    Present::new(DisplayName::parse(name).unwrap(), false)
+}
 
 fn event(n: u128) -> ChatEvent {
     ChatEvent {
@@ -38,9 +42,8 @@ fn publish(c: &mut Criterion) {
     for members in [1usize, 10, 100, 1_000, 10_000] {
         let rooms = Rooms::local(1024);
         let room = RoomName::parse("bench").unwrap();
-        let mut subscriptions: Vec<_> = (0..members)
-            .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
-            .collect();
+        let mut subscriptions: Vec<_> =
+            (0..members).map(|n| runtime.block_on(rooms.join(&room, &member(&format!("m{n}")))).unwrap()).collect();
         group.throughput(Throughput::Elements(members as u64));
         group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
             let mut n = 0u128;
@@ -87,10 +90,9 @@ fn churn(c: &mut Criterion) {
     let runtime = runtime();
     let rooms = Rooms::local(64);
     let room = RoomName::parse("bench").unwrap();
-    let _members: Vec<_> = (0..10_000)
-        .map(|n| runtime.block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).unwrap())).unwrap())
-        .collect();
-    let newcomer = DisplayName::parse("newcomer").unwrap();
+    let _members: Vec<_> =
+        (0..10_000).map(|n| runtime.block_on(rooms.join(&room, &member(&format!("m{n}")))).unwrap()).collect();
+    let newcomer = member("newcomer");
     c.bench_function("churn/join and leave a room of 10000", |b| {
         b.iter(|| drop(black_box(runtime.block_on(rooms.join(&room, &newcomer)).unwrap())))
     });

@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
+use parley_ports::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, Present, RoomName};
 use parley_ports::{Published, Rooms};
 
 const MEMBERS: usize = 1_000;
@@ -29,13 +29,17 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     let rooms = Rooms::local(1024);
     let room = RoomName::parse("bench").expect("a room name");
-    let mut members: Vec<_> = (0..MEMBERS)
-        .map(|n| {
-            runtime
-                .block_on(rooms.join(&room, &DisplayName::parse(format!("m{n}")).expect("a display name")))
-                .expect("one room")
-        })
-        .collect();
+    let mut members: Vec<_> =
+        (0..MEMBERS)
+            .map(|n| {
+                runtime
+                    .block_on(rooms.join(
+                        &room,
+                        &Present::new(DisplayName::parse(format!("m{n}")).expect("a display name"), false),
+                    ))
+                    .expect("one room")
+            })
+            .collect();
     for n in 0..EVENTS {
         runtime.block_on(rooms.publish(Published::new(event(n))));
         for member in &mut members {

@@ -15,7 +15,7 @@ use crate::broker::BrokerError;
 use crate::chat_log::{ChatLog, ChatLogError, SearchQuery};
 use crate::chat_recorder::ChatRecorder;
 use crate::delivery::{Published, Subscription};
-use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, MessageText, RoomName};
+use crate::domain::{ChatEvent, DisplayName, EventId, EventIds, EventKind, MessageText, Present, RoomName};
 use crate::hub::TooManyRooms;
 use crate::presence::PresenceError;
 use crate::rooms::Rooms;
@@ -94,7 +94,7 @@ impl Member {
 #[derive(Debug)]
 pub struct Greeting {
     /// Who is in the room now, or why the fan-out cannot say.
-    pub members: Result<Vec<DisplayName>, ChatError>,
+    pub members: Result<Vec<Present>, ChatError>,
     /// Events before the member's join notice, oldest first: the latest ones,
     /// or on resume those after the member's last one.
     pub events: Vec<ChatEvent>,
@@ -155,7 +155,7 @@ impl Chat {
         user: DisplayName,
         guest: bool,
     ) -> Result<(Member, Subscription), ChatError> {
-        let subscription = self.rooms.join(&room, &user).await?;
+        let subscription = self.rooms.join(&room, &Present::new(user.clone(), guest)).await?;
         let mut member = Member { room, user, guest, joined: EventId::from_u128(0) };
         member.joined = self.tell_room(&member, EventKind::Joined, MessageText::default()).await?.event().id;
         Ok((member, subscription))
@@ -200,17 +200,22 @@ impl Chat {
     /// how many were told of.
     pub async fn announce_departures(&self) -> Result<usize, ChatError> {
         let departed = self.rooms.departed().await?;
-        for (room, user) in &departed {
-            // Presence keeps names only: a departed guest's leave reads as a
-            // registered member's.
-            let member = Member { room: room.clone(), user: user.clone(), guest: false, joined: EventId::from_u128(0) };
+        for (room, gone) in &departed {
+            // Presence keeps whether each was a guest, so the leave reads as
+            // their join did.
+            let member = Member {
+                room: room.clone(),
+                user: gone.name.clone(),
+                guest: gone.guest,
+                joined: EventId::from_u128(0),
+            };
             self.tell_room(&member, EventKind::Left, MessageText::default()).await?;
         }
         Ok(departed.len())
     }
 
     /// Who is in the room now.
-    pub async fn members(&self, room: &RoomName) -> Result<Vec<DisplayName>, ChatError> {
+    pub async fn members(&self, room: &RoomName) -> Result<Vec<Present>, ChatError> {
         Ok(self.rooms.members(room).await)
     }
 

@@ -11,6 +11,10 @@ use crate::chat_log::{MockChatLog, SearchOrder};
 use crate::clock::MockClock;
 use crate::presence::MockPresence;
 
+fn present(name: &str, guest: bool) -> Present {
+    Present::new(DisplayName::parse(name).unwrap(), guest)
+}
+
 fn room() -> RoomName {
     RoomName::parse("general").unwrap()
 }
@@ -115,7 +119,7 @@ impl Doubles {
         };
         let earlier_tab = match self.recent.is_empty() {
             true => None,
-            false => Some(rooms.join(&room(), &ann()).await.unwrap()),
+            false => Some(rooms.join(&room(), &Present::new(ann(), false)).await.unwrap()),
         };
         for event in self.recent {
             rooms.hub().deliver(&Published::new(event));
@@ -261,14 +265,14 @@ async fn members_here_and_elsewhere_are_listed_once_each() {
     d.broker().expect_publish().returning(|_| Ok(()));
     d.presence()
         .expect_members_elsewhere()
-        .returning(|_| Ok(vec![DisplayName::parse("bob").unwrap(), DisplayName::parse("ann").unwrap()]));
+        .returning(|_| Ok(vec![present("bob", false), present("ann", false), present("gus", true)]));
     let (members, _) = d
         .run(|chat| async move {
             let (_member, _subscription) = chat.join(room(), ann(), false).await.unwrap();
             chat.members(&room()).await.unwrap()
         })
         .await;
-    assert_eq!(members.iter().map(|m| m.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
+    assert_eq!(members, [present("ann", false), present("bob", false), present("gus", true)], "guests as guests");
 }
 
 #[tokio::test]
@@ -282,15 +286,18 @@ async fn with_presence_down_the_members_here_are_listed() {
             chat.members(&room()).await.unwrap()
         })
         .await;
-    assert_eq!(members, [ann()]);
+    assert_eq!(members, [present("ann", false)]);
 }
 
 #[tokio::test]
 async fn members_of_a_dead_process_are_announced_as_left_unless_still_here_and_logged() {
     let mut d = Doubles::new();
-    let bob = DisplayName::parse("bob").unwrap();
-    let cyd = DisplayName::parse("cyd").unwrap();
-    let departed = vec![(room(), cyd.clone()), (RoomName::parse("other").unwrap(), bob.clone()), (room(), ann())];
+    let departed = vec![
+        (room(), present("cyd", false)),
+        (RoomName::parse("other").unwrap(), present("bob", false)),
+        (room(), present("ann", false)),
+        (room(), present("gus", true)),
+    ];
     d.broker().expect_publish().returning(|_| Ok(()));
     d.presence().expect_claim_departed().times(1).return_once(move || Ok(departed));
     d.presence().expect_members_elsewhere().returning(|_| Ok(Vec::new()));
@@ -301,11 +308,17 @@ async fn members_of_a_dead_process_are_announced_as_left_unless_still_here_and_l
             chat.announce_departures().await.unwrap()
         })
         .await;
-    assert_eq!(told, 2);
-    let said: Vec<_> = logged.iter().map(|e| (e.room.as_str(), e.user.as_str(), e.kind)).collect();
+    assert_eq!(told, 3);
+    let said: Vec<_> = logged.iter().map(|e| (e.room.as_str(), e.user.as_str(), e.guest, e.kind)).collect();
     assert_eq!(
         said,
-        [("general", "ann", EventKind::Joined), ("general", "cyd", EventKind::Left), ("other", "bob", EventKind::Left)]
+        [
+            ("general", "ann", false, EventKind::Joined),
+            ("general", "cyd", false, EventKind::Left),
+            ("general", "gus", true, EventKind::Left),
+            ("other", "bob", false, EventKind::Left)
+        ],
+        "a departed guest leaves as a guest"
     );
 }
 
@@ -325,7 +338,7 @@ async fn the_greeting_says_who_is_here_and_gives_the_latest_recent_events_withou
     d.joining_after(&[1, 2, 3, 4]);
     d.log.expect_history().never();
     let (greeting, _) = d.greet(None, 3).await;
-    assert_eq!(greeting.members.unwrap(), vec![ann()]);
+    assert_eq!(greeting.members.unwrap(), vec![present("ann", false)]);
     assert_eq!(ids(&greeting.events), [2, 3, 4], "the last three, oldest first");
     assert!(greeting.complete);
     assert!(greeting.log_failure.is_none());
@@ -436,6 +449,6 @@ async fn when_presence_cannot_say_who_is_elsewhere_the_greeting_lists_those_here
     d.broker().expect_publish().returning(|_| Ok(()));
     d.presence().expect_members_elsewhere().returning(|_| Err(PresenceError::Unavailable("down".into())));
     let (greeting, _) = d.greet(None, 2).await;
-    assert_eq!(greeting.members.unwrap(), [ann()]);
+    assert_eq!(greeting.members.unwrap(), [present("ann", false)]);
     assert_eq!(ids(&greeting.events), [1, 2]);
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use crate::broker::{Broker, Control, Incoming, Relaying};
 use crate::delivery::{Capacity, Ended, Inbox, Notice, Offer, Published, Subscription, queue};
-use crate::domain::{DisplayName, EventId, RoomName};
+use crate::domain::{EventId, Present, RoomName};
 
 /// Events a member may have queued before it counts as too slow. 256 cut
 /// members off in a 5 000-member join storm on the original protocol (every
@@ -148,7 +148,7 @@ fn recent_weight(event: &Published) -> usize {
 
 struct Member {
     id: u64,
-    name: DisplayName,
+    who: Present,
     inbox: Inbox,
 }
 
@@ -232,7 +232,7 @@ impl Hub {
     ///
     /// # Errors
     /// [`TooManyRooms`] when the room is not open here and [`Bounds::rooms`] are.
-    pub fn join(&self, room: &RoomName, member: &DisplayName) -> Result<Joined, TooManyRooms> {
+    pub fn join(&self, room: &RoomName, member: &Present) -> Result<Joined, TooManyRooms> {
         let (inbox, subscription) = queue(self.bounds.queue);
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let (recent, dropped, relaying) = {
@@ -250,7 +250,7 @@ impl Hub {
                 Arc::default()
             });
             let mut state = lock(&entry.state);
-            state.members.push(Member { id, name: member.clone(), inbox });
+            state.members.push(Member { id, who: member.clone(), inbox });
             (state.recent.iter().cloned().collect(), state.dropped, relaying)
         };
         let registry = Arc::downgrade(&self.registry);
@@ -264,20 +264,20 @@ impl Hub {
         Ok(Joined { subscription, relaying })
     }
 
-    /// Who is in the room here, each name once, sorted.
-    pub fn members(&self, room: &RoomName) -> Vec<DisplayName> {
+    /// Who is in the room here, each name once, sorted; a name connected
+    /// both as a guest and registered is listed as registered.
+    pub fn members(&self, room: &RoomName) -> Vec<Present> {
         let Some(room) = self.registry.room(room) else {
             return Vec::new();
         };
-        let mut names: Vec<DisplayName> = lock(&room.state)
+        let mut present: Vec<Present> = lock(&room.state)
             .members
             .iter()
             .filter(|member| !member.inbox.is_gone())
-            .map(|member| member.name.clone())
+            .map(|member| member.who.clone())
             .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        once_per_name(&mut present);
+        present
     }
 
     /// Rooms with members here, and how many connections each has, by name.
@@ -324,6 +324,14 @@ impl Hub {
     fn rooms_now(&self) -> Vec<Arc<Room>> {
         self.registry.read().values().cloned().collect()
     }
+}
+
+/// Sorts `present` by name and keeps each name once: registered when it is
+/// there both ways (a registered entry sorts first), since the account's
+/// presence is what a list of names can vouch for.
+pub(crate) fn once_per_name(present: &mut Vec<Present>) {
+    present.sort_unstable();
+    present.dedup_by(|later, first| later.name == first.name);
 }
 
 /// Removes a member whose subscription was dropped (the hub may be gone).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::broker::{Broker, BrokerError, Control, Incoming};
 use crate::delivery::{Published, Subscription};
-use crate::domain::{DisplayName, RoomName};
+use crate::domain::{Present, RoomName};
 use crate::hub::{Bounds, Hub, TooManyRooms};
 use crate::presence::{Presence, PresenceError};
 
@@ -63,7 +63,7 @@ impl Rooms {
     /// # Errors
     /// [`TooManyRooms`] when the room is not open here and as many rooms as
     /// allowed are.
-    pub async fn join(&self, room: &RoomName, member: &DisplayName) -> Result<Subscription, TooManyRooms> {
+    pub async fn join(&self, room: &RoomName, member: &Present) -> Result<Subscription, TooManyRooms> {
         let joined = self.hub.join(room, member)?;
         let written = self.presence.as_ref().map(|presence| presence.joined(room, member));
         if !self.hub.degraded() {
@@ -86,9 +86,10 @@ impl Rooms {
         Ok(subscription)
     }
 
-    /// Who is in the room, wherever connected: each name once, sorted. When
-    /// the other processes cannot be asked, this process's members (logged).
-    pub async fn members(&self, room: &RoomName) -> Vec<DisplayName> {
+    /// Who is in the room, wherever connected: each name once, sorted (as
+    /// registered if it is there both ways). When the other processes cannot
+    /// be asked, this process's members (logged).
+    pub async fn members(&self, room: &RoomName) -> Vec<Present> {
         let mut names = self.hub.members(room);
         if let Some(presence) = &self.presence {
             match presence.members_elsewhere(room).await {
@@ -96,8 +97,7 @@ impl Rooms {
                 Err(error) => tracing::warn!(%error, "listing this process's members only"),
             }
         }
-        names.sort_unstable();
-        names.dedup();
+        crate::hub::once_per_name(&mut names);
         names
     }
 
@@ -126,7 +126,7 @@ impl Rooms {
     ///
     /// # Errors
     /// [`PresenceError::Unavailable`] when presence cannot be asked.
-    pub async fn departed(&self) -> Result<Vec<(RoomName, DisplayName)>, PresenceError> {
+    pub async fn departed(&self) -> Result<Vec<(RoomName, Present)>, PresenceError> {
         let Some(presence) = &self.presence else {
             return Ok(Vec::new());
         };
@@ -134,16 +134,18 @@ impl Rooms {
         claimed.sort();
         claimed.dedup();
         let mut departed = Vec::with_capacity(claimed.len());
-        let mut checked: Option<(RoomName, Vec<DisplayName>)> = None;
-        for (room, name) in claimed {
+        let mut checked: Option<(RoomName, Vec<Present>)> = None;
+        for (room, gone) in claimed {
             if checked.as_ref().is_none_or(|(r, _)| *r != room) {
                 // Still here under that name (another tab, or already
                 // reconnected): not gone.
                 let here = self.members(&room).await;
                 checked = Some((room.clone(), here));
             }
-            if checked.as_ref().is_some_and(|(_, here)| !here.contains(&name)) {
-                departed.push((room, name));
+            // By name: whoever still holds it, guest or not, is the one
+            // the room sees under it.
+            if checked.as_ref().is_some_and(|(_, here)| here.iter().all(|p| p.name != gone.name)) {
+                departed.push((room, gone));
             }
         }
         Ok(departed)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::broker::MockBroker;
 use crate::delivery::Notice;
-use crate::domain::{ChatEvent, EventId, EventKind, MessageText};
+use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, Present};
 use crate::presence::MockPresence;
 
 fn room(name: &str) -> RoomName {
@@ -16,6 +16,10 @@ fn room(name: &str) -> RoomName {
 
 fn name(name: &str) -> DisplayName {
     DisplayName::parse(name).unwrap()
+}
+
+fn who(member: &str) -> Present {
+    Present::new(name(member), false)
 }
 
 fn broker() -> MockBroker {
@@ -45,7 +49,7 @@ async fn a_join_waits_for_relaying_and_presence_unless_the_link_is_down() {
     let rooms = Arc::new(Rooms::shared(8, Arc::new(slow), None));
     let joining = tokio::spawn({
         let rooms = Arc::clone(&rooms);
-        async move { rooms.join(&room("r"), &name("ann")).await.unwrap() }
+        async move { rooms.join(&room("r"), &who("ann")).await.unwrap() }
     });
     tokio::task::yield_now().await;
     assert!(!joining.is_finished(), "waits for the room to be relayed here");
@@ -53,7 +57,7 @@ async fn a_join_waits_for_relaying_and_presence_unless_the_link_is_down() {
     drop(joining.await.unwrap());
 
     rooms.hub().link(Notice::Degraded);
-    let mut bob = rooms.join(&room("s"), &name("bob")).await.unwrap();
+    let mut bob = rooms.join(&room("s"), &who("bob")).await.unwrap();
     assert_eq!(bob.take_notice(), Some(Notice::Degraded), "joined at once, told why");
 }
 
@@ -61,9 +65,12 @@ async fn a_join_waits_for_relaying_and_presence_unless_the_link_is_down() {
 async fn presence_hears_each_join_and_leave() {
     let mut presence = MockPresence::new();
     presence.expect_joined().times(1).returning(|_, _| Box::pin(async { Ok(()) }));
-    presence.expect_left().withf(|r, n| r.as_str() == "r" && n.as_str() == "ann").times(1).return_const(());
+    // A guest: presence is told so, to list it as one elsewhere.
+    let guest = Present::new(name("ann"), true);
+    let expected = guest.clone();
+    presence.expect_left().withf(move |r, n| r.as_str() == "r" && *n == expected).times(1).return_const(());
     let rooms = Rooms::shared(8, Arc::new(broker()), Some(Arc::new(presence)));
-    drop(rooms.join(&room("r"), &name("ann")).await.unwrap());
+    drop(rooms.join(&room("r"), &guest).await.unwrap());
 }
 
 #[tokio::test]
@@ -73,7 +80,7 @@ async fn rooms_here_and_elsewhere_are_added_up_by_name() {
     presence.expect_left().return_const(());
     presence.expect_rooms_elsewhere().returning(|| Ok(vec![(room("r"), 2), (room("s"), 1), (room("r"), 1)]));
     let rooms = Rooms::shared(8, Arc::new(broker()), Some(Arc::new(presence)));
-    let _ann = rooms.join(&room("r"), &name("ann")).await.unwrap();
+    let _ann = rooms.join(&room("r"), &who("ann")).await.unwrap();
     assert_eq!(rooms.rooms().await, [(room("r"), 4), (room("s"), 1)]);
 }
 
@@ -87,7 +94,7 @@ async fn a_control_message_applies_here_and_goes_to_the_others() {
         .returning(|_| Ok(()));
     broker.expect_publish().returning(|_| Ok(()));
     let rooms = Rooms::shared(8, Arc::new(broker), None);
-    let mut ann = rooms.join(&room("r"), &name("ann")).await.unwrap();
+    let mut ann = rooms.join(&room("r"), &who("ann")).await.unwrap();
     rooms.control(Control::CloseRoom { room: room("r") }).await.unwrap();
     assert_eq!(ann.next().await.map(|_| ()), Err(crate::Ended::RoomClosed));
     rooms

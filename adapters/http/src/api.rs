@@ -207,8 +207,11 @@ impl Api {
     pub async fn room_members(&self, room: &str) -> Handled {
         let room = room_name(room)?;
         let members = self.chat.members(&room).await?;
-        let members = members.into_iter().map(|m| m.as_str().to_owned()).collect();
-        Ok(json(StatusCode::OK, &MembersBody { room: room.into_string(), members }))
+        // Everyone in `members`, as before guests were told apart (older
+        // clients read it unchanged); the guests among them again in `guests`.
+        let guests = members.iter().filter(|m| m.guest).map(|m| m.name.as_str().to_owned()).collect();
+        let members = members.into_iter().map(|m| m.name.into_string()).collect();
+        Ok(json(StatusCode::OK, &MembersBody { room: room.into_string(), members, guests }))
     }
 
     /// A room's events, newest first; `before` (an event id) pages back.

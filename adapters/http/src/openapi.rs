@@ -317,7 +317,11 @@ fn schemas() -> Value {
         "Members": {
             "type": "object",
             "required": ["room", "members"],
-            "properties": { "room": { "type": "string" }, "members": { "type": "array", "items": { "type": "string" } } }
+            "properties": {
+                "room": { "type": "string" },
+                "members": { "type": "array", "items": { "type": "string" }, "description": "Everyone's names, guests included, sorted" },
+                "guests": { "type": "array", "items": { "type": "string" }, "description": "The names in members that are guests' (never authenticated); empty when none" }
+            }
         },
         "Welcome": { "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } } },
         "Health": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": ["ok"] } } },

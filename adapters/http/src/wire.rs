@@ -91,5 +91,8 @@ pub struct RoomBody {
 #[derive(Serialize)]
 pub struct MembersBody {
     pub room: String,
+    /// Everyone, guests included, sorted.
     pub members: Vec<String>,
+    /// Those of `members` who never proved their name; empty when none.
+    pub guests: Vec<String>,
 }

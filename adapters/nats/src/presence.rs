@@ -16,7 +16,10 @@
 //! Keys, for a process `O` (hex digits and `-`) and a room `R` (its name
 //! in hex: room names may hold anything):
 //! - `proc.O.alive` — O's heartbeat;
-//! - `proc.O.room.R` — O's connections in R and the names connected (JSON);
+//! - `proc.O.room.R` — O's connections in R and the names connected (JSON:
+//!   `names` every one, `guests` those of them connected as guests — a
+//!   field older processes ignore, reading guests as registered, and whose
+//!   absence in what they wrote reads as no guests);
 //! - `claim.O` — who claimed O's members after it died.
 //!
 //! Every process keeps a mirror of the bucket, fed by a watch, and reads
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use parley_ports::domain::{DisplayName, RoomName};
+use parley_ports::domain::{DisplayName, Present, RoomName};
 use parley_ports::{Presence, PresenceError, Written};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -146,7 +149,7 @@ fn unavailable(why: &str) -> PresenceError {
 
 #[async_trait]
 impl Presence for NatsPresence {
-    fn joined(&self, room: &RoomName, member: &DisplayName) -> Written {
+    fn joined(&self, room: &RoomName, member: &Present) -> Written {
         let change = self.state.here().join(room, member);
         self.state.changed.notify_one();
         let mut written = self.written.clone();
@@ -160,12 +163,12 @@ impl Presence for NatsPresence {
         })
     }
 
-    fn left(&self, room: &RoomName, member: &DisplayName) {
+    fn left(&self, room: &RoomName, member: &Present) {
         self.state.here().leave(room, member);
         self.state.changed.notify_one();
     }
 
-    async fn members_elsewhere(&self, room: &RoomName) -> Result<Vec<DisplayName>, PresenceError> {
+    async fn members_elsewhere(&self, room: &RoomName) -> Result<Vec<Present>, PresenceError> {
         let now = self.sync().await?;
         let view = self.mirror.view();
         let now = now.max(view.newest);
@@ -180,7 +183,7 @@ impl Presence for NatsPresence {
         Ok(self.alive(&view, now).flat_map(|p| p.rooms.values()).map(|r| (r.room.clone(), r.connections)).collect())
     }
 
-    async fn claim_departed(&self) -> Result<Vec<(RoomName, DisplayName)>, PresenceError> {
+    async fn claim_departed(&self) -> Result<Vec<(RoomName, Present)>, PresenceError> {
         // Just after NATS came back, every process's heartbeat may be old:
         // give the living time to beat again.
         if self.state.steady_for().is_none_or(|steady| steady < self.settings.claim_after) {
@@ -286,7 +289,7 @@ impl Keys {
 struct RoomList {
     room: RoomName,
     connections: usize,
-    names: Vec<DisplayName>,
+    names: Vec<Present>,
 }
 
 /// A room's list as the bucket holds it: JSON, for an operator's eyes.
@@ -296,12 +299,16 @@ struct ListWire<S> {
     room: S,
     connections: usize,
     names: Vec<S>,
+    /// Names in `names` connected as guests, once per guest entry there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    guests: Vec<S>,
 }
 
 impl RoomList {
     fn to_json(&self) -> Vec<u8> {
-        let names = self.names.iter().map(DisplayName::as_str).collect();
-        let wire = ListWire { room: self.room.as_str(), connections: self.connections, names };
+        let names = self.names.iter().map(|p| p.name.as_str()).collect();
+        let guests = self.names.iter().filter(|p| p.guest).map(|p| p.name.as_str()).collect();
+        let wire = ListWire { room: self.room.as_str(), connections: self.connections, names, guests };
         // Strings and an integer only: serialising cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
     }
@@ -309,7 +316,19 @@ impl RoomList {
     /// `None` for anything else (another version's, a stranger's).
     fn from_json(bytes: &[u8]) -> Option<Self> {
         let wire: ListWire<String> = serde_json::from_slice(bytes).ok()?;
-        let names = wire.names.into_iter().filter_map(|name| DisplayName::parse(name).ok()).collect();
+        // Each entry of `guests` makes one entry of its name in `names` a
+        // guest's: a name there both ways is listed twice, once a guest.
+        let mut guests = wire.guests;
+        let mut names: Vec<Present> = wire
+            .names
+            .into_iter()
+            .filter_map(|name| {
+                let guest = guests.iter().position(|g| *g == name).map(|at| guests.swap_remove(at)).is_some();
+                Some(Present::new(DisplayName::parse(name).ok()?, guest))
+            })
+            .collect();
+        // In the order `Here` lists them, registered before guest.
+        names.sort_unstable();
         Some(Self { room: RoomName::parse(wire.room).ok()?, connections: wire.connections, names })
     }
 }
@@ -445,13 +464,14 @@ struct Here {
 #[derive(Default)]
 struct Room {
     connections: usize,
-    names: BTreeMap<DisplayName, usize>,
+    /// A name joined as a guest and by its account is two entries.
+    names: BTreeMap<Present, usize>,
 }
 
 impl Here {
     /// A connection of `name` joined `room`. Returns the change's number,
     /// which the writer says it has written.
-    fn join(&mut self, room: &RoomName, name: &DisplayName) -> u64 {
+    fn join(&mut self, room: &RoomName, name: &Present) -> u64 {
         let entry = self.rooms.entry(room.clone()).or_default();
         entry.connections += 1;
         *entry.names.entry(name.clone()).or_insert(0) += 1;
@@ -461,7 +481,7 @@ impl Here {
     }
 
     /// A connection of `name` left `room`: the name goes with its last connection.
-    fn leave(&mut self, room: &RoomName, name: &DisplayName) {
+    fn leave(&mut self, room: &RoomName, name: &Present) {
         let Some(entry) = self.rooms.get_mut(room) else { return };
         entry.connections = entry.connections.saturating_sub(1);
         if let Some(count) = entry.names.get_mut(name) {
@@ -637,8 +657,26 @@ mod tests {
         RoomName::parse(name).unwrap()
     }
 
-    fn name(name: &str) -> DisplayName {
-        DisplayName::parse(name).unwrap()
+    fn name(name: &str) -> Present {
+        Present::new(DisplayName::parse(name).unwrap(), false)
+    }
+
+    fn guest(name: &str) -> Present {
+        Present::new(DisplayName::parse(name).unwrap(), true)
+    }
+
+    #[test]
+    fn guests_are_listed_apart_and_a_list_without_them_reads_as_registered() {
+        let list = RoomList { room: room("r"), connections: 3, names: vec![name("ann"), guest("ann"), guest("gus")] };
+        assert_eq!(RoomList::from_json(&list.to_json()), Some(list));
+        let older = br#"{"room":"r","connections":1,"names":["ann"]}"#;
+        assert_eq!(
+            RoomList::from_json(older).map(|l| l.names),
+            Some(vec![name("ann")]),
+            "as an older process wrote it"
+        );
+        let plain = RoomList { room: room("r"), connections: 1, names: vec![name("ann")] };
+        assert_eq!(plain.to_json(), older.to_vec(), "unchanged without guests");
     }
 
     #[test]

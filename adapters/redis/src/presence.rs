@@ -12,7 +12,13 @@
 //! - `P:procs` — the processes that have written presence (readers prune the dead);
 //! - `P:proc:O` — O is alive;
 //! - `P:proc:O:rooms` — O's rooms, each with O's connections in it;
-//! - `P:proc:O:members:ROOM` — the names connected to O in ROOM.
+//! - `P:proc:O:members:ROOM` — the names connected to O in ROOM: a
+//!   registered member's as it is, a guest's after [`GUEST_MARK`].
+//!
+//! The mark is in the stored value, not in the name: lists written before
+//! guests were told apart hold bare names, which read as registered. A
+//! process from before the mark cannot read a marked value as a name (a
+//! name holds no control character) and leaves it out of its listings.
 //!
 //! Writes follow [`Dirty`]: which names and rooms changed since the last
 //! write. The truth is read at write time, so a join storm costs one write
@@ -26,12 +32,33 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use parley_ports::domain::{DisplayName, RoomName};
+use parley_ports::domain::{DisplayName, Present, RoomName};
 use parley_ports::{Presence, PresenceError, Written};
 use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, watch};
 
 use crate::{RedisSettings, connect, origin};
+
+/// What a guest's name is stored after in a member list. A control
+/// character, which no name holds, so no registered name can be read as a
+/// guest's.
+const GUEST_MARK: &str = "\u{1}guest:";
+
+/// How `member` is stored in a member list.
+fn stored(member: &Present) -> String {
+    match member.guest {
+        true => format!("{GUEST_MARK}{}", member.name.as_str()),
+        false => member.name.as_str().to_owned(),
+    }
+}
+
+/// A member list's value read back; `None` for one that is no name.
+fn read_stored(value: String) -> Option<Present> {
+    match value.strip_prefix(GUEST_MARK) {
+        Some(name) => Some(Present::new(DisplayName::parse(name).ok()?, true)),
+        None => Some(Present::new(DisplayName::parse(value).ok()?, false)),
+    }
+}
 
 /// How long a listing waits for the other processes' part.
 const READ_PATIENCE: Duration = Duration::from_secs(1);
@@ -106,7 +133,7 @@ impl RedisPresence {
 
 #[async_trait]
 impl Presence for RedisPresence {
-    fn joined(&self, room: &RoomName, member: &DisplayName) -> Written {
+    fn joined(&self, room: &RoomName, member: &Present) -> Written {
         let change = self.state.here().join(room, member);
         self.state.changed.notify_one();
         let mut written = self.written.clone();
@@ -120,12 +147,12 @@ impl Presence for RedisPresence {
         })
     }
 
-    fn left(&self, room: &RoomName, member: &DisplayName) {
+    fn left(&self, room: &RoomName, member: &Present) {
         self.state.here().leave(room, member);
         self.state.changed.notify_one();
     }
 
-    async fn members_elsewhere(&self, room: &RoomName) -> Result<Vec<DisplayName>, PresenceError> {
+    async fn members_elsewhere(&self, room: &RoomName) -> Result<Vec<Present>, PresenceError> {
         let mut connection = self.connection.clone();
         self.read(members_elsewhere(&mut connection, &self.keys, room)).await
     }
@@ -135,7 +162,7 @@ impl Presence for RedisPresence {
         self.read(rooms_elsewhere(&mut connection, &self.keys)).await
     }
 
-    async fn claim_departed(&self) -> Result<Vec<(RoomName, DisplayName)>, PresenceError> {
+    async fn claim_departed(&self) -> Result<Vec<(RoomName, Present)>, PresenceError> {
         // Just after Redis came back, every process's alive key may have
         // lapsed in the outage: give the living time to say so again.
         if self.state.steady_for().is_none_or(|steady| steady < self.settings.claim_after) {
@@ -188,13 +215,14 @@ pub(crate) struct Here {
 #[derive(Default)]
 struct Room {
     connections: usize,
-    names: HashMap<DisplayName, usize>,
+    /// A name joined as a guest and by its account is two entries.
+    names: HashMap<Present, usize>,
 }
 
 /// What changed since the last write.
 #[derive(Default)]
 struct Dirty {
-    names: HashMap<RoomName, HashSet<DisplayName>>,
+    names: HashMap<RoomName, HashSet<Present>>,
     rooms: HashSet<RoomName>,
 }
 
@@ -210,7 +238,7 @@ impl Dirty {
 impl Here {
     /// A connection of `name` joined `room`. Returns the change's number,
     /// which the writer says it has written.
-    fn join(&mut self, room: &RoomName, name: &DisplayName) -> u64 {
+    fn join(&mut self, room: &RoomName, name: &Present) -> u64 {
         let entry = self.rooms.entry(room.clone()).or_default();
         entry.connections += 1;
         let count = entry.names.entry(name.clone()).or_insert(0);
@@ -221,7 +249,7 @@ impl Here {
     }
 
     /// A connection of `name` left `room`.
-    fn leave(&mut self, room: &RoomName, name: &DisplayName) {
+    fn leave(&mut self, room: &RoomName, name: &Present) {
         let Some(entry) = self.rooms.get_mut(room) else { return };
         entry.connections = entry.connections.saturating_sub(1);
         let mut last_of_name = false;
@@ -238,7 +266,7 @@ impl Here {
         self.changed(room, last_of_name.then_some(name));
     }
 
-    fn changed(&mut self, room: &RoomName, name: Option<&DisplayName>) {
+    fn changed(&mut self, room: &RoomName, name: Option<&Present>) {
         self.dirty.rooms.insert(room.clone());
         if let Some(name) = name {
             self.dirty.names.entry(room.clone()).or_default().insert(name.clone());
@@ -246,7 +274,7 @@ impl Here {
         self.changes += 1;
     }
 
-    fn has(&self, room: &RoomName, name: &DisplayName) -> bool {
+    fn has(&self, room: &RoomName, name: &Present) -> bool {
         self.rooms.get(room).is_some_and(|entry| entry.names.contains_key(name))
     }
 }
@@ -342,7 +370,7 @@ impl Writer {
         for (room, entry) in &here.rooms {
             pipe.cmd("HSET").arg(&rooms).arg(room.as_str()).arg(entry.connections).ignore();
             let members = keys.members(&keys.origin, room.as_str());
-            let names: Vec<&str> = entry.names.keys().map(DisplayName::as_str).collect();
+            let names: Vec<String> = entry.names.keys().map(stored).collect();
             pipe.cmd("SADD").arg(&members).arg(names).ignore();
             pipe.cmd("PEXPIRE").arg(&members).arg(self.lists_ms()).ignore();
         }
@@ -356,7 +384,7 @@ impl Writer {
             let members = keys.members(&keys.origin, room.as_str());
             for name in names {
                 let command = if here.has(room, name) { "SADD" } else { "SREM" };
-                pipe.cmd(command).arg(&members).arg(name.as_str()).ignore();
+                pipe.cmd(command).arg(&members).arg(stored(name)).ignore();
             }
             pipe.cmd("PEXPIRE").arg(&members).arg(self.lists_ms()).ignore();
         }
@@ -400,7 +428,7 @@ async fn live(connection: &mut ConnectionManager, keys: &Keys) -> redis::RedisRe
 async fn claim_departed(
     connection: &mut ConnectionManager,
     keys: &Keys,
-) -> redis::RedisResult<Vec<(RoomName, DisplayName)>> {
+) -> redis::RedisResult<Vec<(RoomName, Present)>> {
     let mut departed = Vec::new();
     for (origin, _) in others(connection, keys).await?.into_iter().filter(|(_, alive)| !alive) {
         let claimed: i64 = redis::cmd("SREM").arg(keys.procs()).arg(&origin).query_async(connection).await?;
@@ -419,7 +447,7 @@ async fn claim_departed(
         for (room, names) in rooms.into_iter().zip(names) {
             forget.cmd("DEL").arg(keys.members(&origin, &room)).ignore();
             let Ok(room) = RoomName::parse(room) else { continue };
-            departed.extend(names.into_iter().filter_map(|name| Some((room.clone(), DisplayName::parse(name).ok()?))));
+            departed.extend(names.into_iter().filter_map(|name| Some((room.clone(), read_stored(name)?))));
         }
         forget.query_async::<()>(connection).await?;
         tracing::warn!(process = origin, members = departed.len() - before, "a Parley process died; telling its rooms");
@@ -432,7 +460,7 @@ async fn members_elsewhere(
     connection: &mut ConnectionManager,
     keys: &Keys,
     room: &RoomName,
-) -> redis::RedisResult<Vec<DisplayName>> {
+) -> redis::RedisResult<Vec<Present>> {
     let others = live(connection, keys).await?;
     if others.is_empty() {
         return Ok(Vec::new());
@@ -442,7 +470,7 @@ async fn members_elsewhere(
         pipe.cmd("SMEMBERS").arg(keys.members(origin, room.as_str()));
     }
     let names: Vec<Vec<String>> = pipe.query_async(connection).await?;
-    Ok(names.into_iter().flatten().filter_map(|name| DisplayName::parse(name).ok()).collect())
+    Ok(names.into_iter().flatten().filter_map(read_stored).collect())
 }
 
 /// The other live processes' rooms, with their connections in each.
@@ -490,8 +518,18 @@ mod tests {
         RoomName::parse(name).unwrap()
     }
 
-    fn name(name: &str) -> DisplayName {
-        DisplayName::parse(name).unwrap()
+    fn name(name: &str) -> Present {
+        Present::new(DisplayName::parse(name).unwrap(), false)
+    }
+
+    #[test]
+    fn a_guest_is_stored_marked_and_a_bare_name_reads_as_registered() {
+        let gus = Present::new(DisplayName::parse("gus").unwrap(), true);
+        assert_ne!(stored(&gus), "gus", "a guest is told apart in the list");
+        assert_eq!(read_stored(stored(&gus)), Some(gus));
+        assert_eq!(read_stored(stored(&name("ann"))), Some(name("ann")));
+        assert_eq!(read_stored("ann".to_owned()), Some(name("ann")), "as an older process wrote it");
+        assert_eq!(read_stored(format!("{GUEST_MARK}a\nb")), None, "no name: left out");
     }
 
     #[test]

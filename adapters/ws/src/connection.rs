@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use parley_ports::domain::{ChatEvent, ClientAddress, EventId, Invalid, MessageText, RoomName, Rule, UserId};
+use parley_ports::domain::{ChatEvent, ClientAddress, EventId, Invalid, MessageText, Present, RoomName, Rule, UserId};
 use parley_ports::{Ended, Greeting, Member, Notice, Published, Subscription};
 use serde::Deserialize;
 use serde_json::json;
@@ -191,10 +191,7 @@ fn greeting_frames(room: &RoomName, greeting: Greeting) -> Vec<Utf8Bytes> {
     let Greeting { members, events, complete, log_failure } = greeting;
     let mut frames = Vec::new();
     match members {
-        Ok(members) => {
-            let names: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
-            frames.push(json!({"type": "presence", "room": room.as_str(), "members": names}).to_string().into());
-        }
+        Ok(members) => frames.push(presence_frame(room, &members)),
         Err(error) => frames.push(error_frame("unavailable", &format!("presence unavailable: {error}"))),
     }
     if let Some(error) = log_failure {
@@ -210,6 +207,15 @@ fn greeting_frames(room: &RoomName, greeting: Greeting) -> Vec<Utf8Bytes> {
     }
     frames.extend(history_frames(room, &events, complete, HISTORY_FRAME_BYTES));
     frames
+}
+
+/// Who is here: `members` names everyone (as before guests were told
+/// apart, so older clients read it unchanged); `guests` names those of them
+/// who never proved their name, always there, empty when none.
+fn presence_frame(room: &RoomName, members: &[Present]) -> Utf8Bytes {
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    let guests: Vec<&str> = members.iter().filter(|m| m.guest).map(|m| m.name.as_str()).collect();
+    json!({"type": "presence", "room": room.as_str(), "members": names, "guests": guests}).to_string().into()
 }
 
 /// `events` as `history` frames of at most `limit` bytes each (a larger
@@ -616,9 +622,23 @@ mod tests {
     }
 
     #[test]
+    fn the_presence_frame_names_everyone_as_members_and_the_guests_again_apart() {
+        let present = |name: &str, guest| Present::new(DisplayName::parse(name).unwrap(), guest);
+        let frame = presence_frame(&room(), &[present("ann", false), present("gus", true)]);
+        let frame: Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(
+            frame,
+            serde_json::json!({"type": "presence", "room": "general", "members": ["ann", "gus"], "guests": ["gus"]})
+        );
+        let frame = presence_frame(&room(), &[present("ann", false)]);
+        let frame: Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(frame["guests"], serde_json::json!([]), "always there, empty when none");
+    }
+
+    #[test]
     fn a_whole_greeting_is_presence_then_history() {
         let greeting = Greeting {
-            members: Ok(vec![DisplayName::parse("ann").unwrap()]),
+            members: Ok(vec![Present::new(DisplayName::parse("ann").unwrap(), false)]),
             events: Vec::new(),
             complete: true,
             log_failure: None,

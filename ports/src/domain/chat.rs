@@ -130,6 +130,22 @@ pub struct ChatEvent {
     pub timestamp: OffsetDateTime,
 }
 
+/// Someone in a room, as its member list shows them: the name, and whether
+/// they never proved it (a guest, as [`ChatEvent::guest`]). Ordered by name
+/// first and registered before guest, so that when one name is present both
+/// ways, sorting and keeping the first of each name lists it as registered.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Present {
+    pub name: DisplayName,
+    pub guest: bool,
+}
+
+impl Present {
+    pub fn new(name: DisplayName, guest: bool) -> Self {
+        Self { name, guest }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

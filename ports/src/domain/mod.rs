@@ -10,7 +10,7 @@ mod invalid;
 mod text;
 mod user;
 
-pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, RoomName, SearchText};
+pub use chat::{ChatEvent, DisplayName, EventKind, MessageText, Present, RoomName, SearchText};
 pub use client::ClientAddress;
 pub use event_id::{EventId, EventIds};
 pub use invalid::{Invalid, Rule};

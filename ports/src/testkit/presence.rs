@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{DisplayName, RoomName};
+use crate::domain::{DisplayName, Present, RoomName};
 use crate::presence::Presence;
 
 /// How long a rule waits for something that should happen.
@@ -43,8 +43,20 @@ fn name(name: &str) -> DisplayName {
     DisplayName::parse(name).unwrap()
 }
 
+fn registered(member: &str) -> Present {
+    Present::new(name(member), false)
+}
+
+fn guest(member: &str) -> Present {
+    Present::new(name(member), true)
+}
+
 async fn join(presence: &dyn Presence, room_name: &str, member: &str) {
-    presence.joined(&room(room_name), &name(member)).await.unwrap_or_else(|e| panic!("joined: {e}"));
+    join_as(presence, room_name, registered(member)).await;
+}
+
+async fn join_as(presence: &dyn Presence, room_name: &str, member: Present) {
+    presence.joined(&room(room_name), &member).await.unwrap_or_else(|e| panic!("joined: {e}"));
 }
 
 /// What `check` gives once it equals `wanted`, polled for [`PATIENCE`].
@@ -60,7 +72,7 @@ async fn eventually<T: PartialEq + std::fmt::Debug>(wanted: T, mut check: impl A
     }
 }
 
-async fn sorted_members(presence: &dyn Presence, room_name: &str) -> Vec<DisplayName> {
+async fn sorted_members(presence: &dyn Presence, room_name: &str) -> Vec<Present> {
     let mut names = presence.members_elsewhere(&room(room_name)).await.unwrap_or_else(|e| panic!("members: {e}"));
     names.sort_unstable();
     names.dedup();
@@ -68,19 +80,26 @@ async fn sorted_members(presence: &dyn Presence, room_name: &str) -> Vec<Display
 }
 
 /// Once its join resolves, a member is listed by the other processes (not
-/// by its own), and stays listed until its last connection leaves.
+/// by its own), as a guest if it joined as one, and stays listed until its
+/// last connection leaves.
 pub async fn a_written_join_is_listed_by_the_others_until_its_last_connection_leaves(backend: &impl PresenceBackend) {
     let (a, b) = (backend.instance().await, backend.instance().await);
     join(&*b, "lobby", "bob").await;
     join(&*b, "lobby", "bob").await;
+    join_as(&*b, "lobby", guest("gus")).await;
     join(&*a, "lobby", "ann").await;
-    assert_eq!(sorted_members(&*a, "lobby").await, [name("bob")], "listed once joined, each name once");
-    assert_eq!(sorted_members(&*b, "lobby").await, [name("ann")], "the others' members only");
+    assert_eq!(
+        sorted_members(&*a, "lobby").await,
+        [registered("bob"), guest("gus")],
+        "listed once joined, each name once, guests as guests"
+    );
+    assert_eq!(sorted_members(&*b, "lobby").await, [registered("ann")], "the others' members only");
     assert!(sorted_members(&*a, "elsewhere").await.is_empty());
-    b.left(&room("lobby"), &name("bob"));
+    b.left(&room("lobby"), &registered("bob"));
+    b.left(&room("lobby"), &guest("gus"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sorted_members(&*a, "lobby").await, [name("bob")], "bob's other tab is still there");
-    b.left(&room("lobby"), &name("bob"));
+    assert_eq!(sorted_members(&*a, "lobby").await, [registered("bob")], "bob's other tab is still there");
+    b.left(&room("lobby"), &registered("bob"));
     eventually(Vec::new(), async || sorted_members(&*a, "lobby").await).await;
 }
 
@@ -92,7 +111,7 @@ pub async fn rooms_elsewhere_counts_the_other_processes_connections(backend: &im
     join(&*c, "lobby", "cyd").await;
     join(&*c, "zoo", "cyd").await;
     join(&*b, "gone-soon", "bob").await;
-    b.left(&room("gone-soon"), &name("bob"));
+    b.left(&room("gone-soon"), &registered("bob"));
     let counted = async || {
         let mut rooms = a.rooms_elsewhere().await.unwrap_or_else(|e| panic!("rooms: {e}"));
         rooms.sort();
@@ -102,14 +121,15 @@ pub async fn rooms_elsewhere_counts_the_other_processes_connections(backend: &im
 }
 
 /// A process that dies without a word: after it expires, its members are
-/// claimed by exactly one of the processes asking, once.
+/// claimed by exactly one of the processes asking, once, guests as guests.
 pub async fn a_dead_processs_members_are_claimed_once_by_one_process(backend: &impl PresenceBackend) {
     let (a, b) = (backend.instance().await, backend.instance().await);
     let doomed = backend.instance().await;
     join(&*doomed, "lobby", "bob").await;
     join(&*doomed, "lobby", "cyd").await;
     join(&*doomed, "zoo", "cyd").await;
-    assert_eq!(sorted_members(&*a, "lobby").await, [name("bob"), name("cyd")]);
+    join_as(&*doomed, "zoo", guest("gus")).await;
+    assert_eq!(sorted_members(&*a, "lobby").await, [registered("bob"), registered("cyd")]);
     drop(doomed);
     let mut claimed = Vec::new();
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -123,7 +143,15 @@ pub async fn a_dead_processs_members_are_claimed_once_by_one_process(backend: &i
         claimed = std::mem::take(&mut told[1]);
     }
     claimed.sort();
-    assert_eq!(claimed, [(room("lobby"), name("bob")), (room("lobby"), name("cyd")), (room("zoo"), name("cyd"))]);
+    assert_eq!(
+        claimed,
+        [
+            (room("lobby"), registered("bob")),
+            (room("lobby"), registered("cyd")),
+            (room("zoo"), registered("cyd")),
+            (room("zoo"), guest("gus")),
+        ]
+    );
     assert!(a.claim_departed().await.unwrap().is_empty(), "told once");
     assert!(b.claim_departed().await.unwrap().is_empty(), "told once");
     assert!(sorted_members(&*a, "lobby").await.is_empty(), "no longer listed");

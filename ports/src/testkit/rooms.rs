@@ -12,7 +12,7 @@ use time::macros::datetime;
 
 use crate::broker::Control;
 use crate::delivery::{Ended, Published, Subscription};
-use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, RoomName};
+use crate::domain::{ChatEvent, DisplayName, EventId, EventKind, MessageText, Present, RoomName};
 use crate::rooms::Rooms;
 
 /// The smallest per-member queue the factory may configure for this suite.
@@ -69,7 +69,7 @@ async fn publish(rooms: &Rooms, room_name: &str, n: u128) {
 }
 
 async fn join(rooms: &Rooms, room_name: &str, member: &str) -> Subscription {
-    rooms.join(&room(room_name), &name(member)).await.expect("the contract opens few rooms")
+    rooms.join(&room(room_name), &Present::new(name(member), false)).await.expect("the contract opens few rooms")
 }
 
 /// The id of the next event, waiting at most [`PATIENCE`].
@@ -151,7 +151,7 @@ pub async fn a_member_that_stops_reading_is_cut_off_and_the_others_miss_nothing(
         assert_eq!(next_id(&mut reader).await, Ok(n));
     }
     assert_eq!(next_id(&mut stalled).await, Err(Ended::TooSlow));
-    assert!(!rooms.members(&room("general")).await.contains(&name("stalled")), "cut off members leave");
+    assert!(!rooms.members(&room("general")).await.iter().any(|p| p.name == name("stalled")), "cut off members leave");
 }
 
 /// Once its subscription is dropped, a member is no longer in the room.
@@ -160,7 +160,7 @@ pub async fn dropping_a_subscription_leaves_the_room(rooms: &Rooms) {
     let mut bob = join(rooms, "general", "bob").await;
     drop(ann);
     let members = eventually_members(rooms, "general", 1).await;
-    assert_eq!(members, [name("bob")]);
+    assert_eq!(members, [Present::new(name("bob"), false)]);
     publish(rooms, "general", 1).await;
     assert_eq!(next_id(&mut bob).await, Ok(1));
 }
@@ -173,7 +173,10 @@ pub async fn members_lists_each_name_once_in_order(rooms: &Rooms) {
         join(rooms, "general", "cat").await,
         join(rooms, "other", "dan").await,
     ];
-    assert_eq!(rooms.members(&room("general")).await, [name("ann"), name("cat")]);
+    assert_eq!(
+        rooms.members(&room("general")).await,
+        [Present::new(name("ann"), false), Present::new(name("cat"), false)]
+    );
     assert!(rooms.members(&room("nobody-here")).await.is_empty());
 }
 
@@ -186,7 +189,7 @@ pub async fn publishing_to_an_empty_room_succeeds(rooms: &Rooms) {
 }
 
 /// Presence may settle asynchronously (a networked fan-out); wait for it briefly.
-async fn eventually_members(rooms: &Rooms, room_name: &str, count: usize) -> Vec<DisplayName> {
+async fn eventually_members(rooms: &Rooms, room_name: &str, count: usize) -> Vec<Present> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let members = rooms.members(&room(room_name)).await;
