@@ -43,7 +43,7 @@ async fn joining_gives_presence_then_history_then_live_events_and_sends_are_acke
     let ann = app.account("ann").await;
     let bob = app.account("bob").await;
     let (mut ann_ws, presence, history) = join(&app, "general", &ann.token, "").await;
-    assert_eq!(presence, json!({"type": "presence", "room": "general", "members": ["ann"]}));
+    assert_eq!(presence, json!({"type": "presence", "room": "general", "members": ["ann"], "guests": []}));
     assert_eq!(history["type"], "history");
     assert_eq!(history["complete"], true);
     let joined = json(&mut ann_ws).await;

@@ -28,7 +28,8 @@ async fn rooms_members_and_history_describe_what_happens_over_websockets() {
     );
     assert_eq!(
         body(app.get("/api/v1/rooms/general/members", None).await).await,
-        json!({"room": "general", "members": ["ann", "bob"]})
+        json!({"room": "general", "members": ["ann", "bob"], "guests": ["ann", "bob"]}),
+        "members of the original protocol are guests, and the list says so"
     );
     assert_eq!(body(app.get("/api/v1/rooms/%E6%97%A5%E6%9C%AC/members", None).await).await["members"], json!(["zoë"]));
 
