@@ -237,6 +237,10 @@ pub async fn a_member_resumes_on_the_other_process_with_nothing_missed(var: &str
     for n in 1..=3 {
         say(&mut ann, &format!("missed {n}")).await;
     }
+    // Every message posted (acked: "seen by bob" and the three) before bob comes back.
+    for _ in 0..4 {
+        next_of(&mut ann, "ack").await;
+    }
     // Bob comes back through the load balancer, to A this time.
     let last = seen["id"].as_str().unwrap();
     let (_bob, _, history) = join(&pair.a, &room, &bob_token, Some(last)).await;
